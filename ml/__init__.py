@@ -1,0 +1,1 @@
+"""galsearch's offline machinery: survey data, simulation, augmentations, MoCo, embeddings, search."""

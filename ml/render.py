@@ -1,0 +1,78 @@
+"""The arcsinh (Lupton-style) g, r, z -> RGB stretch: network input and display in one function.
+
+Stein et al. (2021) and the Legacy Surveys viewer map z -> R, r -> G, g -> B with per-band
+scales (2.2, 3.4, 6.0), softening m = 0.03 and Q = 20: each band is scaled and offset, the mean
+intensity I is compressed by arcsinh(Q I) / sqrt(Q), every band is multiplied by that same
+factor (so colours are kept while the dynamic range is compressed), and the result is clipped to
+[0, 1]. :func:`arcsinh_rgb` is the one implementation; the web app's cutouts, the survey-info
+contact sheets and the network input all go through it.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+# output plane (0 = R, 1 = G, 2 = B) of each input band g, r, z
+RGB_PLANE_OF_BAND = (2, 1, 0)
+
+
+@dataclass(frozen=True)
+class Stretch:
+    scales: tuple[float, float, float] = (6.0, 3.4, 2.2)  # g, r, z
+    m: float = 0.03
+    Q: float = 20.0
+    brightness: float = 1.0  # multiplies every band's scale: the UI's brightness control
+
+
+DEFAULT_STRETCH = Stretch()
+
+
+def arcsinh_rgb(images: torch.Tensor, stretch: Stretch = DEFAULT_STRETCH) -> torch.Tensor:
+    """Stretch g, r, z nanomaggy images to RGB in [0, 1].
+
+    Args:
+        images: (N, 3, H, W) or (3, H, W) float tensor, bands g, r, z, on any device.
+        stretch: scales, softening and Q.
+
+    Returns:
+        a tensor of the same shape with channels R, G, B.
+    """
+    squeeze = images.dim() == 3
+    x = images.unsqueeze(0) if squeeze else images
+    scale = torch.tensor(stretch.scales, dtype=x.dtype, device=x.device) * stretch.brightness
+    scaled = x * scale.view(1, 3, 1, 1) + stretch.m  # (N, 3, H, W)
+    intensity = scaled.clamp_min(0.0).mean(dim=1, keepdim=True)  # (N, 1, H, W)
+    q = stretch.Q
+    f_intensity = torch.asinh(q * intensity) / q**0.5
+    # where every band is at or below zero the ratio is 0/0; such pixels render black
+    ratio = f_intensity / torch.where(intensity > 0, intensity, torch.ones_like(intensity))
+    rgb = (scaled * ratio).clamp(0.0, 1.0)
+    # output R, G, B = input z, r, g (the permutation is its own inverse)
+    rgb = rgb[:, list(RGB_PLANE_OF_BAND)]
+    return rgb.squeeze(0) if squeeze else rgb
+
+
+def rgb_uint8(images: np.ndarray, stretch: Stretch = DEFAULT_STRETCH) -> np.ndarray:
+    """(3, H, W) or (N, 3, H, W) nanomaggies -> (H, W, 3) or (N, H, W, 3) uint8 for display."""
+    t = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    rgb = arcsinh_rgb(t, stretch)
+    rgb = (rgb * 255.0 + 0.5).to(torch.uint8)
+    return rgb.movedim(-3, -1).numpy()
+
+
+def png_bytes(image: np.ndarray, size: int | None = None,
+              stretch: Stretch = DEFAULT_STRETCH) -> bytes:
+    """Encode one (3, H, W) cutout as a PNG, resized to size x size when given."""
+    from PIL import Image
+
+    pil = Image.fromarray(rgb_uint8(image, stretch))
+    if size is not None and size != pil.width:
+        pil = pil.resize((size, size), Image.Resampling.LANCZOS if size < pil.width
+                         else Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG", optimize=False, compress_level=3)
+    return buf.getvalue()
