@@ -102,7 +102,7 @@ class SurveyWriter:
         for name, (dtype, trailing) in self.columns.items():
             f.create_dataset(
                 name, shape=(0, *trailing), maxshape=(None, *trailing), dtype=dtype,
-                chunks=(CATALOG_CHUNK_ROWS, *trailing),
+                chunks=(min(CATALOG_CHUNK_ROWS, self.objects_per_file), *trailing),
             )
         f.attrs["galsearch_format"] = FORMAT_VERSION
         f.attrs["bands"] = ",".join(BANDS)
