@@ -13,6 +13,8 @@ import click
 
 # name -> "module:attribute" of a click.Command
 COMMANDS: dict[str, str] = {
+    "ingest": "ml.ingest.cli:ingest",
+    "survey-info": "ml.survey_info:survey_info",
 }
 
 
