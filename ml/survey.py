@@ -12,7 +12,8 @@ whole survey: image reads are grouped by file, read in ascending row order in co
 and put back in the caller's order, and each open file has a bounded HDF5 chunk cache.
 
 The object is picklable and fork-safe: HDF5 handles are opened lazily, dropped when the object
-is pickled, and reopened by a process that did not open them (DataLoader workers).
+is pickled, and reopened by a process that did not open them (DataLoader workers). Threads may
+share one Survey (h5py serialises the reads themselves).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -96,6 +98,7 @@ class Survey:
             )
             raise SurveyError(f"no survey files (*.h5) in {self.path}.{hint}")
         self._handles: OrderedDict[int, h5py.File] = OrderedDict()
+        self._lock = threading.Lock()
         self._pid = os.getpid()
         counts, self.image_shape, self.column_specs = self._read_headers()
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -136,16 +139,28 @@ class Survey:
     # -- HDF5 handles ----------------------------------------------------------------------
     def _file(self, index: int) -> h5py.File:
         if os.getpid() != self._pid:
-            # inherited through fork: HDF5 handles must not be shared across processes
+            # inherited through fork: HDF5 handles (and a lock another thread may have held)
+            # must not be shared across processes
             self._handles = OrderedDict()
+            self._lock = threading.Lock()
             self._pid = os.getpid()
-        f = self._handles.get(index)
-        if f is not None:
-            self._handles.move_to_end(index)
+        with self._lock:
+            f = self._handles.get(index)
+            if f is not None:
+                self._handles.move_to_end(index)
+                return f
+            f = self._open(self.files[index])
+            self._handles[index] = f
+            while len(self._handles) > MAX_OPEN_FILES:
+                # dropped, not closed: a thread still reading it keeps it open until it is done
+                self._handles.popitem(last=False)
             return f
-        path = self.files[index]
+
+    @staticmethod
+    def _open(path: Path) -> h5py.File:
         try:
-            f = h5py.File(path, "r", rdcc_nbytes=CHUNK_CACHE_BYTES, rdcc_nslots=CHUNK_CACHE_SLOTS)
+            return h5py.File(path, "r", rdcc_nbytes=CHUNK_CACHE_BYTES,
+                             rdcc_nslots=CHUNK_CACHE_SLOTS)
         except FileNotFoundError as exc:
             raise SurveyError(f"{path} disappeared since the survey was opened") from exc
         except OSError as exc:
@@ -153,17 +168,13 @@ class Survey:
                 f"cannot read {path}: not an HDF5 file, or truncated by an interrupted copy "
                 f"({exc}); copy or regenerate the file"
             ) from exc
-        self._handles[index] = f
-        while len(self._handles) > MAX_OPEN_FILES:
-            _, oldest = self._handles.popitem(last=False)
-            oldest.close()
-        return f
 
     def close(self) -> None:
         """Close every open file (the survey reopens them when read again)."""
-        for f in self._handles.values():
-            f.close()
-        self._handles = OrderedDict()
+        with self._lock:
+            for f in self._handles.values():
+                f.close()
+            self._handles = OrderedDict()
 
     def __enter__(self) -> Survey:
         return self
@@ -174,11 +185,13 @@ class Survey:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_handles"] = OrderedDict()
+        del state["_handles"], state["_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._handles = OrderedDict()
+        self._lock = threading.Lock()
         self._pid = os.getpid()
 
     def __len__(self) -> int:

@@ -68,13 +68,8 @@ class SurveyWriter:
                 raise SurveyWriteError(f"extra column {name!r} clashes with a required key")
             self.columns[name] = (np.dtype(dtype), tuple(trailing))
 
+        existing = self.check_out_dir(self.out_dir, prefix, overwrite)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        existing = sorted(self.out_dir.glob(f"{prefix}-*.h5"))
-        if existing and not overwrite:
-            raise SurveyWriteError(
-                f"{self.out_dir} already holds survey files ({existing[0].name}, ...); "
-                "choose an empty folder or pass overwrite=True"
-            )
         for path in existing:
             path.unlink()
         self._tmp_paths: list[Path] = []
@@ -82,6 +77,21 @@ class SurveyWriter:
         self._rows_in_file = 0
         self.n_written = 0
         self._closed = False
+
+    @staticmethod
+    def check_out_dir(out_dir: str | os.PathLike, prefix: str = "survey",
+                      overwrite: bool = False) -> list[Path]:
+        """The survey files already in ``out_dir``; an error if there are any and not overwrite.
+
+        Long jobs call this before they start, so they fail at once rather than at the end.
+        """
+        existing = sorted(Path(out_dir).glob(f"{prefix}-*.h5"))
+        if existing and not overwrite:
+            raise SurveyWriteError(
+                f"{out_dir} already holds survey files ({existing[0].name}, ...); "
+                "choose an empty folder or pass overwrite=True (--overwrite)"
+            )
+        return existing
 
     # -- file management -------------------------------------------------------------------
     def _final_path(self, tmp: Path) -> Path:

@@ -164,6 +164,7 @@ def ingest_fits(fits_dir: str | Path, catalog_path: str | Path, out_dir: str | P
     fits_dir, out_dir = Path(fits_dir), Path(out_dir)
     if not fits_dir.is_dir():
         raise CutoutError(f"{fits_dir} is not a folder of FITS cutouts")
+    SurveyWriter.check_out_dir(out_dir, overwrite=overwrite)
     table = read_table(catalog_path)
     files_col = column(table, "file")
     if files_col is None:
@@ -177,6 +178,16 @@ def ingest_fits(fits_dir: str | Path, catalog_path: str | Path, out_dir: str | P
     cols.catalog["input_row"] = np.arange(len(table), dtype=np.int64)
     cols.extra_specs["input_row"] = (np.dtype(np.int64), ())
     paths = [fits_dir / str(name).strip() for name in np.asarray(files_col).astype(str)]
+    if not skip_bad:  # fail before reading any pixels when the table already shows a problem
+        missing = [row for row, p in enumerate(paths) if not p.is_file()]
+        problems = sorted(cols.bad_rows.items()) + [(row, f"no such file {paths[row]}")
+                                                    for row in missing]
+        if problems:
+            row, reason = min(problems)
+            raise CatalogError(
+                f"catalog row {row} ({paths[row].name}): {reason}; {len(problems)} problem(s) "
+                "in all. Fix them, or pass --skip-bad to leave such rows out"
+            )
 
     report = IngestReport()
 

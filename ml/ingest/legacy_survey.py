@@ -278,6 +278,7 @@ def build_from_legacy_survey(
     if not 0 < match_radius_arcsec <= CATALOG_BOX_HALF_ARCSEC:
         raise ValueError(f"the match radius must be in (0, {CATALOG_BOX_HALF_ARCSEC}] arcsec")
     out_dir = Path(out_dir)
+    SurveyWriter.check_out_dir(out_dir, overwrite=overwrite)  # before hours of downloads
     cache = Path(download_dir) if download_dir is not None else out_dir / "download"
     table, targets = read_targets(targets_path)
     fetcher = LegacySurveyFetcher(client or PoliteClient(), cache, base_url, layer)
@@ -312,7 +313,8 @@ def build_from_legacy_survey(
             report.skipped.append({"row": t.row, "ra": t.ra, "dec": t.dec, "status": "skipped",
                                    "reason": sep})
             continue
-        rows.append({**values, "ra": t.ra, "dec": t.dec, "match_sep_arcsec": sep,
+        ids = {name: values.get(name, "" if name == "type" else -1) for name in TRACTOR_IDS}
+        rows.append({**values, **ids, "ra": t.ra, "dec": t.dec, "match_sep_arcsec": sep,
                      "input_row": t.row, "_target": t})
     kept_targets = [r.pop("_target") for r in rows]
     if not rows:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import multiprocessing
 import pickle
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
+import ml.survey
 from ml.survey import Survey, SurveyError
 from ml.survey_writer import SurveyWriter
 
@@ -123,6 +125,19 @@ def test_pickle_and_fork(survey_data):
     np.testing.assert_array_equal(got, images[[3, 21, 3]])
     np.testing.assert_array_equal(s.read_images([21]), images[[21]])
     s.close()
+
+
+def test_threads_share_a_survey_with_few_open_files(survey_data, monkeypatch):
+    path, images, _ = survey_data
+    monkeypatch.setattr(ml.survey, "MAX_OPEN_FILES", 1)  # every read across files evicts
+    s = Survey(path)
+    rng = np.random.default_rng(0)
+    batches = [rng.integers(0, 23, 7) for _ in range(40)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(s.read_images, batches))
+    for ids, got in zip(batches, results, strict=True):
+        np.testing.assert_array_equal(got, images[ids])
+    assert len(s._handles) == 1
 
 
 def test_validate_pixels_names_object_and_file(tmp_path):

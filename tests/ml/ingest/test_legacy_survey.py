@@ -123,9 +123,10 @@ def test_cli_end_to_end_and_rerun(viewer, tmp_path):
     assert result.exit_code == 0, result.output
     assert "2 downloaded, 0 already cached, 1 skipped by the service, 0 failed" in result.output
     assert "wrote 2 objects" in result.output
+    before = sum(viewer.requests.values())
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1 and "already holds survey files" in result.output
-    before = sum(viewer.requests.values())
+    assert sum(viewer.requests.values()) == before  # refused before downloading anything
     # a tighter match radius is applied to the cached catalogs: nothing is downloaded again
     result = CliRunner().invoke(main, [*args, "--overwrite", "--match-radius", "0.2"])
     assert result.exit_code == 1
