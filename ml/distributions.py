@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from scipy import special, stats
+from scipy import optimize, special, stats
 
 
 def _ndtr(x: float) -> float:
@@ -102,15 +102,39 @@ def distribution_from_dict(d: dict) -> Distribution:
 
 
 def fit_lognormal(values: np.ndarray, lo: float, hi: float) -> LogNormal:
-    """Fit scipy's 3-parameter log-normal to finite values inside [lo, hi]."""
+    """Fit scipy's 3-parameter log-normal, truncated to [lo, hi], to finite values inside it.
+
+    scipy's plain fit is the starting point; the truncated likelihood is then maximised, since
+    values kept inside [lo, hi] are a truncated sample (a range cutting 0.3% off a tail bends
+    the plain fit's tail quantiles by ~3%).
+    """
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v) & (v >= lo) & (v <= hi)]
-    if v.size < 10:
+    if v.size < 10 or v.std() == 0:
         raise ValueError(
-            f"cannot fit a log-normal to {v.size} finite values in [{lo}, {hi}]; need at least 10"
+            f"cannot fit a log-normal to {v.size} finite values in [{lo}, {hi}]; need at least 10 "
+            "that are not all equal"
         )
-    shape, loc, scale = stats.lognorm.fit(v)
-    return LogNormal(float(shape), float(loc), float(scale), float(lo), float(hi))
+    shape0, loc0, scale0 = stats.lognorm.fit(v)
+    v_min, spread = v.min(), v.std()
+
+    def unpack(p: np.ndarray) -> tuple[float, float, float]:  # keeps shape, scale > 0, loc < min
+        return float(np.exp(p[0])), float(v_min - spread * np.exp(p[1])), float(np.exp(p[2]))
+
+    def neg_log_likelihood(p: np.ndarray) -> float:
+        shape, loc, scale = unpack(p)
+        z = np.log((v - loc) / scale) / shape
+        log_pdf = -np.log((v - loc) * shape * math.sqrt(2.0 * math.pi)) - 0.5 * z * z
+        z_lo = math.log((lo - loc) / scale) / shape if lo > loc else -math.inf
+        mass = _ndtr(math.log((hi - loc) / scale) / shape) - _ndtr(z_lo)
+        return math.inf if mass <= 0 else -(log_pdf.sum() - v.size * math.log(mass))
+
+    start = np.array([math.log(shape0), math.log(max(v_min - loc0, 1e-9 * spread) / spread),
+                      math.log(scale0)])
+    best = optimize.minimize(neg_log_likelihood, start, method="Nelder-Mead",
+                             options={"xatol": 1e-7, "fatol": 1e-7, "maxiter": 4000})
+    shape, loc, scale = unpack(best.x if best.fun <= neg_log_likelihood(start) else start)
+    return LogNormal(shape, loc, scale, float(lo), float(hi))
 
 
 # DR9 south, objects with z < 20, as fitted by Stein et al.'s authors.
