@@ -291,8 +291,8 @@ def build_from_legacy_survey(
     failed = [t for t in targets if outcomes[t.key].status == "failed"]
     failures = [{"row": t.row, "ra": t.ra, "dec": t.dec, "reason": outcomes[t.key].reason}
                 for t in failed]
+    (cache / "failed.json").unlink(missing_ok=True)  # from an earlier, interrupted run
     if failed and not allow_failed:
-        cache.mkdir(parents=True, exist_ok=True)
         (cache / "failed.json").write_text(json.dumps(failures, indent=1) + "\n")
         raise IngestIncomplete(
             f"{len(failed)} of {len(targets)} target(s) failed (first: {failures[0]['reason']}); "

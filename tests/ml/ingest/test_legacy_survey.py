@@ -101,7 +101,7 @@ def test_resume_after_failures_fetches_only_what_is_missing(viewer, tmp_path):
     assert counts == {"downloaded": 2, "cached": 1, "skipped": 1, "failed": 0}
     fetched = viewer.requests - before
     assert fetched == {("cutout", 31.0): 1, ("cat", 31.0): 1, ("cat", 32.0): 1}
-    assert not list(cache.glob("*.partial"))
+    assert not list(cache.glob("*.partial")) and not (cache / "failed.json").exists()
     assert Survey(tmp_path / "survey").read_column("input_row").tolist() == [0, 1, 2]
 
 
