@@ -13,6 +13,7 @@ import click
 
 # name -> "module:attribute" of a click.Command
 COMMANDS: dict[str, str] = {
+    "simulate": "ml.simulate.cli:simulate",
     "fit-augment": "ml.augment.cli:fit_augment",
     "ingest": "ml.ingest.cli:ingest",
     "survey-info": "ml.survey_info:survey_info",
