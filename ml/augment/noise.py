@@ -61,8 +61,11 @@ def own_noise_variance_factor(blur_sigma_pix: torch.Tensor, matrix: torch.Tensor
     radius = max(kernel_radius(sigma), 1)
     taps = gaussian_taps(sigma, radius)  # (N, B, K)
     a = matrix.double()
-    # C vanishes beyond |A Δ| = 2√2 per axis pair; |A Δ| = |Δ| / s
-    scale_max = float((1.0 / torch.linalg.matrix_norm(a, ord=-2)).max())
+    # C vanishes where |A Δ| > 2√2, and |A Δ| >= |Δ| σ_min(A): σ_min of a 2×2 in closed form
+    frob2 = (a * a).sum(dim=(1, 2))
+    det = a[:, 0, 0] * a[:, 1, 1] - a[:, 0, 1] * a[:, 1, 0]
+    sigma_min = (0.5 * (frob2 - (frob2**2 - 4.0 * det**2).clamp_min(0.0).sqrt())).sqrt()
+    scale_max = float((1.0 / sigma_min).max())
     lags = min(math.ceil(2.0 * math.sqrt(2.0) * scale_max), 2 * radius)
     autocorr = torch.stack([(taps[..., d:] * taps[..., :taps.shape[-1] - d]).sum(-1)
                             for d in range(lags + 1)], dim=-1)  # (N, B, lags + 1), c_|Δ|
