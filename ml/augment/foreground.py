@@ -3,9 +3,9 @@
 Stein et al. (2021) name it as future work: teaching the representation to ignore an unrelated
 bright source overlapping the object. A star is a point source, so it is pasted as the PSF
 itself: a Gaussian with the PSF the view has at that step, at a random position in the view,
-with an r magnitude drawn uniformly from a range and g − r, r − z colours drawn uniformly from
-broad stellar ranges (drawn independently: the stellar locus is not modelled, nor saturation
-or diffraction spikes).
+with an r magnitude drawn uniformly from a range and g − r, r − z colours on the stellar locus
+of :func:`ml.simulate.population.star_colour` (the simulator's model of the sky's stars). The
+Gaussian core only: no halo, spikes or saturation, which the simulator adds to its own stars.
 
 The paper's order would paste before the PSF blur and the noise. Pasting a point source of
 width σ_own and then blurring it by σ_k is a Gaussian of sqrt(σ_own² + σ_k²), so the star is
@@ -19,9 +19,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ml.photometry import mag_to_flux
+from ml.simulate.population import star_colour
 
 
 @dataclass
@@ -37,25 +39,19 @@ class Foreground:
     xy: torch.Tensor
 
 
-def draw_foreground(n: int, *, probability: float, mag_range: tuple[float, float],
-                    gr_range: tuple[float, float], rz_range: tuple[float, float], crop: int,
+def draw_foreground(n: int, *, probability: float, mag_range: tuple[float, float], crop: int,
                     generator: torch.Generator | None,
                     device: torch.device | str) -> Foreground:
     """Draw which objects get a star (with the given probability), where, and how bright."""
-
-    def uniform(lo_hi: tuple[float, float], *shape: int) -> torch.Tensor:
-        lo, hi = lo_hi
-        return lo + (hi - lo) * torch.rand(*shape, generator=generator, device=device,
-                                           dtype=torch.float64)
-
     chosen = torch.rand(n, generator=generator, device=device) < probability
-    mag_r = uniform(mag_range, n)
-    g_minus_r, r_minus_z = uniform(gr_range, n), uniform(rz_range, n)
-    mags = torch.stack([mag_r + g_minus_r, mag_r, mag_r - r_minus_z], dim=1)  # (N, 3) g, r, z
-    flux = torch.from_numpy(mag_to_flux(mags.cpu().numpy())).to(device=device,
-                                                                 dtype=torch.float32)
     half = (crop - 1) / 2.0
-    xy = uniform((-half, half), n, 2).float()
+    xy = (2.0 * torch.rand(n, 2, generator=generator, device=device) - 1.0) * half
+    # magnitudes and colours come from numpy (the simulator's locus), seeded from the generator
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=device))
+    rng = np.random.default_rng(seed)
+    mag_r = rng.uniform(*mag_range, size=n)
+    flux = star_colour(rng, n).band_flux_from_r(mag_to_flux(mag_r))  # (N, 3) g, r, z
+    flux = torch.from_numpy(flux).to(device=device, dtype=torch.float32)
     return Foreground(flux=flux * chosen[:, None], xy=xy)
 
 

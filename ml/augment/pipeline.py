@@ -67,11 +67,8 @@ class AugmentConfig:
     sampling: str = "lognormal"
     # probability of pasting a bright foreground star into a view (0 = off, the paper's default)
     foreground_paste: float = 0.0
-    # r-band AB magnitude range of the pasted star
+    # r-band AB magnitude range of the pasted star (colours: the stellar locus)
     foreground_mag_range: tuple[float, float] = (15.0, 19.0)
-    # g - r and r - z colour ranges of the pasted star, magnitudes
-    foreground_gr_range: tuple[float, float] = (0.3, 1.4)
-    foreground_rz_range: tuple[float, float] = (0.1, 1.6)
     # arcsinh stretch (ml.render.Stretch): per-band scales g, r, z, softening m, and Q
     stretch_scales: tuple[float, float, float] = field(default=DEFAULT_STRETCH.scales)
     stretch_m: float = DEFAULT_STRETCH.m
@@ -97,10 +94,9 @@ class AugmentConfig:
             problems.append(f"sampling must be one of {SAMPLING_MODES}, got {self.sampling!r}")
         if not 0.0 <= self.foreground_paste <= 1.0:
             problems.append(f"foreground_paste is a probability, got {self.foreground_paste}")
-        for name in ("foreground_mag_range", "foreground_gr_range", "foreground_rz_range"):
-            lo, hi = getattr(self, name)
-            if lo > hi:
-                problems.append(f"{name} must be (lo, hi) with lo <= hi")
+        lo, hi = self.foreground_mag_range
+        if lo > hi:
+            problems.append("foreground_mag_range must be (lo, hi) with lo <= hi")
         if len(self.stretch_scales) != 3:
             problems.append("stretch_scales needs one scale per band g, r, z")
         if problems:
@@ -236,7 +232,6 @@ class Augment:
         if cfg.foreground_paste > 0:
             foreground = draw_foreground(
                 n, probability=cfg.foreground_paste, mag_range=cfg.foreground_mag_range,
-                gr_range=cfg.foreground_gr_range, rz_range=cfg.foreground_rz_range,
                 crop=cfg.crop, generator=generator, device=device)
         return AugmentDraw(geometry, ebv, psf, noise, foreground)
 
