@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "fit-augment": "ml.augment.cli:fit_augment",
     "ingest": "ml.ingest.cli:ingest",
     "survey-info": "ml.survey_info:survey_info",
+    "train": "ml.train.cli:train",
 }
 
 
