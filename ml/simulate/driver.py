@@ -24,7 +24,14 @@ from tqdm import tqdm
 
 from ml.simulate.classes import CLASSES, DEFAULT_RATES, class_counts, plan_labels
 from ml.simulate.neighbours import NeighbourLibrary
-from ml.simulate.objects import SimOptions, library_seed, plan_seed, simulate_object
+from ml.simulate.objects import (
+    SimOptions,
+    library_seed,
+    plan_seed,
+    simulate_object,
+    warm_up,
+)
+from ml.simulate.sink import SurveySink
 from ml.simulate.truth import PARAM_NAMES, TruthWriter, params_row
 from ml.survey_format import MAX_OBJECTS_PER_FILE, OPTIONAL_KEYS, TRUTH_FILENAME
 from ml.survey_writer import SurveyWriter
@@ -140,8 +147,10 @@ def simulate_survey(out_dir: str | os.PathLike, n: int, seed: int = 0,
     labels = plan_labels(n, rates, plan_seed(seed))
     starts = range(0, n, CHUNK_OBJECTS)
     tasks = ((seed, s, labels[s:s + CHUNK_OBJECTS], options) for s in starts)
-    if options.neighbours:
-        _library(seed)  # built once here; forked workers inherit it
+    # built and warmed up once here (neighbour library, GalSim tables, lenstronomy's compiled
+    # code); forked workers inherit them instead of each paying for them
+    library = _library(seed) if options.neighbours else None
+    warm_up(rates, library, options)
 
     t0 = time.perf_counter()
     pool = None
@@ -152,12 +161,13 @@ def simulate_survey(out_dir: str | os.PathLike, n: int, seed: int = 0,
         out, image_size=size, objects_per_file=objects_per_file, overwrite=overwrite,
         extra_columns={key: (dtype, ()) for key, dtype in OPTIONAL_KEYS.items()})
     truth = TruthWriter(out, seed, rates)
+    sink = SurveySink(writer, truth, size)
     bar = tqdm(total=n, unit="obj", desc="simulate", disable=not progress, smoothing=0.05)
     try:
         if pool is None:
-            results = (simulate_chunk(*task) for task in tasks)
-            for start, result in zip(starts, results, strict=True):
-                _write(writer, truth, start, result)
+            for task in tasks:
+                result = simulate_chunk(*task)
+                sink.add(*result)
                 bar.update(len(result[0]))
         else:
             pending: deque = deque()
@@ -172,8 +182,10 @@ def simulate_survey(out_dir: str | os.PathLike, n: int, seed: int = 0,
                 next_task = next(task_iter, None)
                 if next_task is not None:
                     pending.append((next_task[1], pool.apply_async(_run_chunk, (next_task,))))
-                _write(writer, truth, start, result)
+                assert start == sink.n  # chunks arrive in object order
+                sink.add(*result)
                 bar.update(len(result[0]))
+        sink.flush()
         paths = writer.close()
         truth_path = truth.close()
     except BaseException:
@@ -188,8 +200,3 @@ def simulate_survey(out_dir: str | os.PathLike, n: int, seed: int = 0,
     counts = dict(zip(CLASSES, class_counts(n, rates).tolist(), strict=True))
     return SimulationSummary(n, paths, truth_path, counts, time.perf_counter() - t0)
 
-
-def _write(writer: SurveyWriter, truth: TruthWriter, start: int, result: tuple) -> None:
-    images, catalog, names, params = result
-    writer.append(images, catalog)
-    truth.append(np.arange(start, start + len(images), dtype=np.int64), names, params)

@@ -66,7 +66,7 @@ def build_lens(scene: Scene, rng: np.random.Generator, truth: dict) -> Central:
     r_source = float(rng.uniform(0.15, 0.5))
     se1, se2 = _ellipticity(float(rng.uniform(0.5, 1.0)), rng.uniform(0.0, np.pi))
     knot = rng.uniform() < 0.5
-    kx, ky = (sx, sy, *rng.normal(0.0, 0.6 * r_source, 2))
+    kx, ky = np.array([sx, sy]) + rng.normal(0.0, 0.6 * r_source, 2)
     kwargs_source = [
         {"amp": 1.0, "R_sersic": r_source, "n_sersic": float(rng.choice([1.0, 1.5])),
          "e1": se1, "e2": se2, "center_x": sx, "center_y": sy},

@@ -40,6 +40,7 @@ assert tuple(BUILDERS) == CLASSES
 
 # SeedSequence spawn keys: one stream per object, one for the class plan, one for the library
 OBJECT_STREAM, PLAN_STREAM, LIBRARY_STREAM = 0, 1, 2
+WARM_UP_SEED = 2**32  # a seed no survey uses (surveys take 32-bit seeds)
 
 
 def object_rng(seed: int, index: int) -> np.random.Generator:
@@ -102,3 +103,15 @@ def simulate_object(seed: int, index: int, label: str, library: NeighbourLibrary
         "z_phot_median": z_phot,
     }
     return SimulatedObject(image, catalog, truth)
+
+
+def warm_up(rates: dict[str, float], library: NeighbourLibrary | None,
+            options: SimOptions = SimOptions()) -> None:
+    """Simulate (and discard) one object of each class that will occur.
+
+    This fills GalSim's Sérsic tables for every discrete index and compiles lenstronomy's
+    numba code; done in the parent before the workers fork, no worker pays for it again.
+    """
+    for index, label in enumerate(CLASSES):
+        if rates.get(label, 0.0) > 0:
+            simulate_object(WARM_UP_SEED, index, label, library, options)
