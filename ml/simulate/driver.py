@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import sys
 import time
 from collections import deque
@@ -98,6 +99,12 @@ def simulate_chunk(seed: int, start: int, labels: np.ndarray, options: SimOption
     return images, catalog, names, params
 
 
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches the whole process group: the parent cleans up and stops the pool, so the
+    # workers need not each print a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_chunk(args: tuple) -> tuple:
     return simulate_chunk(*args)
 
@@ -156,7 +163,7 @@ def simulate_survey(out_dir: str | os.PathLike, n: int, seed: int = 0,
     pool = None
     if workers > 1:
         method = "fork" if sys.platform.startswith("linux") else "spawn"
-        pool = mp.get_context(method).Pool(workers)
+        pool = mp.get_context(method).Pool(workers, initializer=_ignore_interrupts)
     writer = SurveyWriter(
         out, image_size=size, objects_per_file=objects_per_file, overwrite=overwrite,
         extra_columns={key: (dtype, ()) for key, dtype in OPTIONAL_KEYS.items()})
