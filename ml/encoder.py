@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ml.augment import AugmentConfig, center_view
+from ml.augment import AugmentConfig, AugmentStats, center_view
 from ml.moco import MoCoArgs, build_query_encoder, feature_dim, features
 from ml.train import checkpoint as ckpt_io
 
@@ -39,15 +40,18 @@ class Encoder:
         augment: the training run's augmentation settings (crop, out_size, stretch).
         sha256: hash of the checkpoint file ("" when not from a file).
         device: where the network runs.
+        augment_stats: the distributions the run drew its augmentations from.
     """
 
     def __init__(self, network: nn.Module, model_args: MoCoArgs, augment: AugmentConfig,
-                 sha256: str = "", device: str | torch.device = "cpu") -> None:
+                 sha256: str = "", device: str | torch.device = "cpu",
+                 augment_stats: AugmentStats | None = None) -> None:
         self.device = torch.device(device)
         self.network = network.to(self.device).eval()
         self.model_args = model_args
         self.augment = augment
         self.sha256 = sha256
+        self.augment_stats = augment_stats
         self.path: Path | None = None
         self.dims = {"prehead": feature_dim(self.network), "head": model_args.dim}
 
@@ -63,41 +67,47 @@ class Encoder:
         args = MoCoArgs.from_dict(ckpt["model_args"])
         network = build_query_encoder(args)
         network.load_state_dict(ckpt_io.query_encoder_state(ckpt))
-        encoder = cls(network, args, AugmentConfig.from_dict(ckpt["config"]["augment"]),
-                      sha256=file_sha256(path), device=device)
+        # only crop, out_size and the stretch act at inference: settings that a later
+        # galsearch no longer knows (an older checkpoint) are dropped rather than refused
+        known = {f.name for f in fields(AugmentConfig)}
+        augment = AugmentConfig.from_dict({k: v for k, v in ckpt["config"]["augment"].items()
+                                           if k in known})
+        encoder = cls(network, args, augment,
+                      sha256=file_sha256(path), device=device,
+                      augment_stats=AugmentStats.from_dict(ckpt["augment_stats"]))
         encoder.path = Path(path)
         return encoder
 
-    def with_random_weights(self, seed: int = 0, calibration_images: torch.Tensor | None = None,
-                            batch_size: int = 256) -> Encoder:
-        """The same architecture and preprocessing with freshly initialised weights.
-
-        The random-weights baseline of the evaluation. Its BN layers would normalise with the
-        initial running statistics (mean 0, variance 1), which let activations drift in scale
-        with depth, so when ``calibration_images`` (N, 3, H, W nanomaggies) are given, BN
-        statistics are re-estimated on them (a cumulative average over train-mode passes, no
-        weight changes): the usual, stronger, form of this baseline.
-        """
+    def with_random_weights(self, seed: int = 0) -> Encoder:
+        """The same architecture and preprocessing with freshly initialised weights: the
+        random-weights baseline of the evaluation (see :meth:`calibrate_bn`)."""
         torch.manual_seed(seed)
-        network = build_query_encoder(self.model_args).to(self.device)
-        if calibration_images is not None:
-            for m in network.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.reset_running_stats()
-                    m.momentum = None  # cumulative average over the calibration batches
-            network.train()
-            with torch.no_grad():
-                for lo in range(0, len(calibration_images), batch_size):
-                    chunk = _as_tensor(calibration_images[lo:lo + batch_size])
-                    features(network, self.preprocess(chunk.to(self.device)))
-        return Encoder(network, self.model_args, self.augment, sha256="", device=self.device)
+        network = build_query_encoder(self.model_args)
+        return Encoder(network, self.model_args, self.augment, sha256="", device=self.device,
+                       augment_stats=self.augment_stats)
+
+    @torch.no_grad()
+    def calibrate_bn(self, views: torch.Tensor, batch_size: int = 256) -> None:
+        """Re-estimate every BN layer's statistics on network-ready views (no weight changes).
+
+        An untrained network's BN layers normalise with mean 0 and variance 1, which lets
+        activations drift in scale with depth; statistics of real inputs (a cumulative average
+        over train-mode passes) give the usual, stronger, random-weights baseline.
+        """
+        for m in self.network.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average over the batches
+        self.network.train()
+        for lo in range(0, len(views), batch_size):
+            features(self.network, _as_tensor(views[lo:lo + batch_size]).to(self.device))
+        self.network.eval()
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) g, r, z nanomaggies -> (N, 3, S, S) network input (central view)."""
         return center_view(images, self.augment.crop, self.augment.out_size,
                            self.augment.stretch())
 
-    @torch.inference_mode()
     def embed(self, images: np.ndarray | torch.Tensor, batch_size: int = 256,
               progress: bool = False) -> dict[str, np.ndarray]:
         """Representations of cutouts, a batch at a time.
@@ -110,10 +120,21 @@ class Encoder:
         Returns:
             ``{"prehead": (N, D) float32, "head": (N, dim) float32}`` numpy arrays.
         """
-        n = len(images)
-        if n and (np.ndim(images) != 4 or images.shape[1] != 3):
+        if len(images) and (np.ndim(images) != 4 or images.shape[1] != 3):
             raise ValueError(f"images must be (N, 3, H, W) g, r, z cutouts; got shape "
                              f"{tuple(images.shape)}")
+        return self._run(images, batch_size, progress, preprocess=True)
+
+    def embed_views(self, views: torch.Tensor, batch_size: int = 256,
+                    progress: bool = False) -> dict[str, np.ndarray]:
+        """Representations of network-ready views (already stretched and resized, e.g. the
+        output of :class:`ml.augment.Augment`): the evaluation's augmented copies."""
+        return self._run(views, batch_size, progress, preprocess=False)
+
+    @torch.inference_mode()
+    def _run(self, images: np.ndarray | torch.Tensor, batch_size: int, progress: bool,
+             preprocess: bool) -> dict[str, np.ndarray]:
+        n = len(images)
         out = {"prehead": np.empty((n, self.dims["prehead"]), dtype=np.float32),
                "head": np.empty((n, self.dims["head"]), dtype=np.float32)}
         starts = range(0, n, batch_size)
@@ -122,7 +143,9 @@ class Encoder:
 
             starts = tqdm(starts, desc="embedding", unit="batch")
         for lo in starts:
-            x = self.preprocess(_as_tensor(images[lo:lo + batch_size]).to(self.device))
+            x = _as_tensor(images[lo:lo + batch_size]).to(self.device)
+            if preprocess:
+                x = self.preprocess(x)
             h = features(self.network, x)
             out["prehead"][lo:lo + len(x)] = h.float().cpu().numpy()
             out["head"][lo:lo + len(x)] = self.network.fc(h).float().cpu().numpy()

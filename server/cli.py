@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "ingest": "ml.ingest.cli:ingest",
     "survey-info": "ml.survey_info:survey_info",
     "train": "ml.train.cli:train",
+    "evaluate": "ml.evaluate.cli:evaluate",
 }
 
 
