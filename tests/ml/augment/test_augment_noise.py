@@ -92,3 +92,19 @@ def test_noise_is_added_in_quadrature_with_the_own_noise_of_the_view():
     assert got > 1.5 * own
     # a target below the view's own noise adds nothing
     torch.testing.assert_close(views(torch.full((n, 3), 0.1 * own)), views(None))
+
+
+def test_the_extinction_gain_scales_the_own_noise():
+    # de-reddening E(B-V) = 0.3 amplifies the image, its noise included, by 10^(0.4 R 0.3)
+    n, sigma_own = 4, 0.01
+    gen = torch.Generator().manual_seed(6)
+    images = sigma_own * torch.randn(n, 3, 40, 40, generator=gen)
+    gain = 10 ** (0.4 * torch.tensor([3.214, 2.165, 1.211]) * 0.3)
+    target = 1.5 * gain * sigma_own
+    draw = AugmentDraw(geometry([0.0] * n, [1.0] * n, [(0.0, 0.0)] * n), ebv=torch.zeros(n),
+                       psf_sigma_pix=None, noise_sigma=target.expand(n, 3), foreground=None)
+    views = Augment(AugmentConfig(crop=40)).apply(
+        images, torch.full((n,), 0.3), torch.full((n, 3), 1.5), torch.full((n, 3), sigma_own),
+        draw, generator=gen)
+    torch.testing.assert_close(views.double().std(dim=(0, 2, 3)), target.double(), rtol=0.03,
+                               atol=0)
