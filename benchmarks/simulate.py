@@ -207,6 +207,9 @@ def main() -> None:
     print(f"{f'survey, {args.workers} workers':<44}{survey['objects_per_s']:>11.1f} o/s"
           f"{survey['objects_per_s'] / naive_rate:>11.2f}x   wall "
           f"({survey['seconds']:.1f} s, speed-up {survey['objects_per_s'] / one['objects_per_s']:.2f})")
+    cpu_per_object = (survey["parent_cpu_s"] + survey["workers_cpu_s"]) / n
+    print(f"{'  CPU per object (workers + parent)':<44}{cpu_per_object * 1e3:>11.2f} ms "
+          f"  -> {min(args.workers, os.cpu_count() or 1) / cpu_per_object:.0f} o/s on idle cores")
     print(f"{'  peak RSS parent / largest worker':<44}{survey['peak_rss_parent_mb']:>8.0f} MB / "
           f"{survey['peak_rss_worker_mb'] or float('nan'):.0f} MB")
     print(f"{'  peak RSS parent, 1 worker, n = ' + str(n_single):<44}"
@@ -228,6 +231,10 @@ def main() -> None:
             "survey": survey, "survey_single_worker": one,
             "parallel_speedup": survey["objects_per_s"] / one["objects_per_s"],
             "survey_vs_naive_per_core": survey["objects_per_s"] / naive_rate,
+            # what the same CPU work gives when the cores are not shared with other jobs
+            "survey_cpu_ms_per_object": cpu_per_object * 1e3,
+            "survey_objects_per_s_cpu_bound": min(args.workers, os.cpu_count() or 1)
+            / cpu_per_object,
             "read_back": read,
         },
         "load_average": {"start": load_start, "end": load_end},

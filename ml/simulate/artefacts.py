@@ -43,8 +43,8 @@ def add_satellite_trail(scene: Scene, rng: np.random.Generator) -> int:
     along = (xs - px) * np.cos(angle) + (ys - py) * np.sin(angle)
     glints = 1.0 + 0.3 * np.sin(2.0 * np.pi * along / rng.uniform(15.0, 60.0)
                                 + rng.uniform(0, 2 * np.pi))
-    peak = float(np.exp(rng.uniform(np.log(0.02), np.log(0.3))))  # nanomaggies per pixel
-    widen = rng.uniform(1.0, 1.6)  # trails are defocused: wider than a star
+    peak = float(np.exp(rng.uniform(np.log(0.015), np.log(0.15))))  # nanomaggies per pixel
+    widen = rng.uniform(1.0, 1.3)  # trails are slightly defocused: wider than a star
     if rng.uniform() < 0.3:
         band, per_band = ALL_BANDS, peak * SUN_PER_R_FLUX
     else:

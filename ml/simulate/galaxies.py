@@ -139,7 +139,7 @@ def central_flux_z(rng: np.random.Generator, scene: Scene, bright: float = pop.Z
 
 
 def make_galaxy(rng: np.random.Generator, x: float, y: float, flux_z: float, mag_z: float,
-                redshift: float, bulge_fraction: float, bulge_n: float,
+                bulge_fraction: float, bulge_n: float,
                 bulge_colour: Colour, disk_colour: Colour, inclination_rad: float | None = None,
                 size_offset_dex: float = 0.0) -> BulgeDisk:
     """A bulge + disk galaxy with sizes from the size-magnitude relation.
@@ -175,7 +175,7 @@ def build_elliptical(scene: Scene, rng: np.random.Generator, truth: dict) -> Cen
     n = float(rng.choice(pop.ELLIPTICAL_SERSIC_N))
     red = pop.red_colour(rng, z)
     disk_colour = Colour(red.g_r - 0.05, red.r_z - 0.03)
-    gal = make_galaxy(rng, scene.centre, scene.centre, flux_z, mag_z, z, bt, n, red, disk_colour)
+    gal = make_galaxy(rng, scene.centre, scene.centre, flux_z, mag_z, bt, n, red, disk_colour)
     gal.add_to(scene)
     truth.update(gal.truth(), redshift=z)
     return Central(gal.total_flux, z, gal.source_type())
@@ -187,7 +187,7 @@ def build_spiral(scene: Scene, rng: np.random.Generator, truth: dict) -> Central
     z = pop.draw_redshift(rng, mag_z)
     bt = float(rng.uniform(0.05, 0.35))
     n = float(rng.choice(pop.BULGE_SERSIC_N[:3]))
-    gal = make_galaxy(rng, scene.centre, scene.centre, flux_z, mag_z, z, bt, n,
+    gal = make_galaxy(rng, scene.centre, scene.centre, flux_z, mag_z, bt, n,
                       pop.red_colour(rng, z), pop.blue_colour(rng, z),
                       inclination_rad=pop.draw_inclination_rad(rng, 65.0),
                       size_offset_dex=0.35)
@@ -204,7 +204,7 @@ def build_edge_on(scene: Scene, rng: np.random.Generator, truth: dict) -> Centra
     z = pop.draw_redshift(rng, mag_z)
     bt = float(rng.uniform(0.0, 0.35))
     n = float(rng.choice(pop.BULGE_SERSIC_N[:3]))
-    gal = make_galaxy(rng, scene.centre, scene.centre, flux_z, mag_z, z, bt, n,
+    gal = make_galaxy(rng, scene.centre, scene.centre, flux_z, mag_z, bt, n,
                       pop.red_colour(rng, z), pop.blue_colour(rng, z),
                       inclination_rad=np.deg2rad(rng.uniform(82.0, 90.0)),
                       size_offset_dex=0.15)
@@ -225,7 +225,7 @@ def build_plain_galaxy(scene: Scene, rng: np.random.Generator, truth: dict) -> C
     n = float(rng.choice(pop.BULGE_SERSIC_N))
     red = pop.red_colour(rng, z)
     disk = pop.blue_colour(rng, z) if bt < 0.6 else Colour(red.g_r - 0.05, red.r_z - 0.03)
-    gal = make_galaxy(rng, scene.centre, scene.centre, flux_z, mag_z, z, bt, n, red, disk)
+    gal = make_galaxy(rng, scene.centre, scene.centre, flux_z, mag_z, bt, n, red, disk)
     gal.add_to(scene)
     truth.update(gal.truth(), redshift=z)
     return Central(gal.total_flux, z, gal.source_type())

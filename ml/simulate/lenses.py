@@ -46,7 +46,7 @@ def build_lens(scene: Scene, rng: np.random.Generator, truth: dict) -> Central:
     flux_z = float(mag_to_flux(mag_z)) / float(ext[2])
     z_lens = float(np.clip(pop.draw_redshift(rng, mag_z), 0.15, 0.7))
     red = pop.red_colour(rng, z_lens)
-    deflector = make_galaxy(rng, scene.centre, scene.centre, flux_z, mag_z, z_lens, 1.0,
+    deflector = make_galaxy(rng, scene.centre, scene.centre, flux_z, mag_z, 1.0,
                             float(rng.choice(pop.ELLIPTICAL_SERSIC_N)), red, red)
     deflector.bulge_hlr = float(np.clip(theta_e * rng.uniform(0.4, 0.8), 0.5, 2.5))
     deflector.add_to(scene)

@@ -59,7 +59,7 @@ def build_merger(scene: Scene, rng: np.random.Generator, truth: dict) -> Central
 
     def galaxy(x: float, y: float, fz: float, mz: float) -> BulgeDisk:
         bt = float(rng.uniform(0.1, 0.6))
-        return make_galaxy(rng, x, y, fz, mz, z, bt, float(rng.choice(pop.BULGE_SERSIC_N[:3])),
+        return make_galaxy(rng, x, y, fz, mz, bt, float(rng.choice(pop.BULGE_SERSIC_N[:3])),
                            pop.red_colour(rng, z), pop.blue_colour(rng, z), size_offset_dex=0.1)
 
     late = rng.uniform() < 0.2

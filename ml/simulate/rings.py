@@ -70,7 +70,7 @@ def build_ring(scene: Scene, rng: np.random.Generator, truth: dict) -> Central:
         ou, ov = off * np.cos(off_angle), off * np.sin(off_angle) * q
         rx, ry = cx + ou * c - ov * s, cy + ou * s + ov * c
         modulation = (1, float(rng.uniform(0.3, 0.8)), off_angle)
-        core = make_galaxy(rng, cx, cy, flux_z * (1.0 - ring_fraction), mag_z, z, 1.0,
+        core = make_galaxy(rng, cx, cy, flux_z * (1.0 - ring_fraction), mag_z, 1.0,
                            float(rng.choice(pop.BULGE_SERSIC_N[:3])), pop.red_colour(rng, z),
                            pop.red_colour(rng, z))
         core.bulge_hlr = max(0.3, radius_arcsec * rng.uniform(0.06, 0.15))
@@ -82,7 +82,7 @@ def build_ring(scene: Scene, rng: np.random.Generator, truth: dict) -> Central:
         rx, ry = cx, cy
         bar_angle = float(rng.uniform(0.0, np.pi))
         modulation = (2, float(rng.uniform(0.2, 0.5)), bar_angle)
-        core = make_galaxy(rng, cx, cy, flux_z * (1.0 - ring_fraction), mag_z, z,
+        core = make_galaxy(rng, cx, cy, flux_z * (1.0 - ring_fraction), mag_z,
                            float(rng.uniform(0.4, 0.7)), float(rng.choice(pop.BULGE_SERSIC_N[:3])),
                            pop.red_colour(rng, z), pop.blue_colour(rng, z),
                            inclination_rad=inclination)
@@ -116,10 +116,10 @@ def build_ring(scene: Scene, rng: np.random.Generator, truth: dict) -> Central:
     if kind == COLLISIONAL and rng.uniform() < 0.5:
         # the intruder: a compact galaxy a few ring radii away, not part of the target
         d, ang = radius_px * rng.uniform(1.6, 3.0), rng.uniform(0.0, 2.0 * np.pi)
-        intruder_z = flux_z * 10.0 ** (-0.4 * rng.uniform(1.0, 2.5))
-        intruder = make_galaxy(rng, cx + d * np.cos(ang), cy + d * np.sin(ang), intruder_z,
-                               mag_z + 1.5, z, 1.0, 3.0, pop.red_colour(rng, z),
-                               pop.red_colour(rng, z))
+        fainter = rng.uniform(1.0, 2.5)  # magnitudes
+        intruder = make_galaxy(rng, cx + d * np.cos(ang), cy + d * np.sin(ang),
+                               flux_z * 10.0 ** (-0.4 * fainter), mag_z + fainter, 1.0, 3.0,
+                               pop.red_colour(rng, z), pop.red_colour(rng, z))
         intruder.bulge_hlr = min(intruder.bulge_hlr, 0.8)
         intruder.add_to(scene)
 
