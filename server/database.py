@@ -1,0 +1,139 @@
+"""The SQL layer's shared pieces: the declarative base, UTC timestamps and per-engine settings.
+
+Every model derives from :class:`Base`, whose metadata carries a naming convention so that
+constraints have stable names: Alembic can then drop or alter them by name, which SQLite's
+batch mode needs. Timestamps are stored as UTC and always come back timezone-aware
+(:class:`UTCDateTime`), whatever the database keeps.
+
+:func:`configure_engine` is called once per engine by the app factory:
+
+- SQLite runs in WAL mode (readers do not block the writer), with a busy timeout (a writer
+  waits for the lock instead of failing at once), ``synchronous=NORMAL`` (durable at each
+  checkpoint, the documented setting for WAL) and foreign keys enforced.
+- SQLite transactions are begun by us rather than by the ``sqlite3`` module, so that a write
+  request takes the write lock at ``BEGIN IMMEDIATE``. A deferred transaction that reads and
+  then writes fails at once with "database is locked" when another writer committed since its
+  read (SQLITE_BUSY_SNAPSHOT ignores the busy timeout); taking the lock first makes writers
+  queue for it instead. Read requests begin deferred transactions and never wait for writers.
+- PostgreSQL connections are checked before use (``pool_pre_ping``), so that the app recovers
+  by itself after the server restarts.
+
+:func:`is_database_unavailable` tells the error handler which database errors mean "try again
+later" (503) rather than a bug (500).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import has_request_context, request
+from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, event, exc
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, registry
+from sqlalchemy.types import TypeDecorator
+
+# Constraint names: "uq_labels_campaign_id_object_id_user_id", "fk_labels_user_id_users", ...
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000  # a writer waits this long for the lock before giving up (503)
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+)
+# methods whose requests write: their SQLite transactions take the write lock up front
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC (the only kind of time the models hold)."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and returned timezone-aware.
+
+    PostgreSQL keeps ``timestamptz`` and returns aware values; SQLite keeps text without an
+    offset, so values are converted to UTC before they are stored and marked UTC when read.
+    Naive datetimes are refused: their meaning depends on the machine that made them.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware time (UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# JSON documents: JSONB on PostgreSQL (indexable, compact), JSON text elsewhere
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    """The declarative base of every model (``db.Model`` is this class)."""
+
+    # one registry object (rather than class attributes) so that Flask-SQLAlchemy's copy of
+    # this class for ``db.Model`` shares the same metadata and type map
+    registry = registry(
+        metadata=MetaData(naming_convention=NAMING_CONVENTION),
+        type_annotation_map={datetime: UTCDateTime(), dict[str, Any]: JSONDocument},
+    )
+
+
+def configure_engine(engine: Engine) -> None:
+    """Install the per-connection settings described in the module docstring."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, connection_record: Any) -> None:
+        # hand transaction control to SQLAlchemy's "begin" event (see _on_begin)
+        dbapi_connection.isolation_level = None
+        for pragma in SQLITE_PRAGMAS:
+            dbapi_connection.execute(pragma)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        writes = has_request_context() and request.method in WRITE_METHODS
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+
+# SQLite errors that mean another process holds the database or the file cannot be reached
+_SQLITE_UNAVAILABLE = ("database is locked", "database is busy", "unable to open database",
+                       "disk i/o error")
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means the database cannot be reached now (retry later), not a bug.
+
+    Connection failures and lost connections (PostgreSQL restarted or unreachable) and a SQLite
+    lock held past the busy timeout qualify; SQL errors such as a missing table do not.
+    """
+    if not isinstance(error, exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    if isinstance(error.orig, sqlite3.OperationalError):
+        message = str(error.orig).lower()
+        return any(text in message for text in _SQLITE_UNAVAILABLE)
+    # psycopg raises OperationalError for connection failures, server shutdown and "the
+    # connection is closed"; SQL mistakes are ProgrammingError / DataError
+    return isinstance(error, exc.OperationalError | exc.InterfaceError)

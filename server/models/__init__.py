@@ -1,0 +1,19 @@
+"""The SQL models. Importing this package registers every table on ``db.metadata``."""
+
+from server.models.campaigns import Campaign, CampaignSeed, Membership, Role, SeedKind
+from server.models.labels import Label, LabelAction, LabelHistory, LabelValue
+from server.models.users import ApiToken, User
+
+__all__ = [
+    "ApiToken",
+    "Campaign",
+    "CampaignSeed",
+    "Label",
+    "LabelAction",
+    "LabelHistory",
+    "LabelValue",
+    "Membership",
+    "Role",
+    "SeedKind",
+    "User",
+]
