@@ -1,0 +1,14 @@
+"""The JSON API under ``/api``: one blueprint per resource."""
+
+from __future__ import annotations
+
+from apiflask import APIFlask
+
+from server.api import campaigns, labels, members, session, tokens, users
+
+BLUEPRINTS = (session.bp, tokens.bp, users.bp, campaigns.bp, members.bp, labels.bp)
+
+
+def register_blueprints(app: APIFlask) -> None:
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)

@@ -1,0 +1,54 @@
+"""Who may do what in a campaign.
+
+| role | may |
+|---|---|
+| viewer | read the campaign, its seeds, members, labels and history |
+| labeler | that, and write their own labels |
+| owner | that, and edit or delete the campaign, manage seeds and members |
+
+Administrators act as owners of every campaign (an operator must be able to rescue a campaign
+whose owners have left). Someone who is not a member gets 404, not 403, so that campaign ids do
+not reveal which campaigns exist.
+"""
+
+from __future__ import annotations
+
+from apiflask import abort
+from sqlalchemy import and_, select
+
+from server.auth.identity import current_user
+from server.extensions import db
+from server.models import Campaign, Membership, Role, User
+
+
+def role_in(campaign_id: int, user: User) -> Role | None:
+    """``user``'s effective role in the campaign (None: not a member)."""
+    if user.is_admin:
+        return Role.OWNER
+    return db.session.scalar(select(Membership.role).where(
+        Membership.campaign_id == campaign_id, Membership.user_id == user.id))
+
+
+def campaign_access(campaign_id: int, needed: Role) -> tuple[Campaign, Role]:
+    """The campaign and the caller's effective role, if it is at least ``needed``.
+
+    Raises (through :func:`apiflask.abort`): 401 when nobody is signed in, 404 when the
+    campaign does not exist or the caller is not a member, 403 when the role is too low.
+    """
+    user = current_user()
+    row = db.session.execute(
+        select(Campaign, Membership.role)
+        .outerjoin(Membership, and_(Membership.campaign_id == Campaign.id,
+                                    Membership.user_id == user.id))
+        .where(Campaign.id == campaign_id)
+    ).first()
+    if row is None or (row.role is None and not user.is_admin):
+        abort(404, f"campaign {campaign_id} does not exist or you are not one of its members")
+    campaign, role = row
+    effective = Role.OWNER if user.is_admin else role
+    if effective.rank < needed.rank:
+        verbs = {Role.LABELER: "label in", Role.OWNER: "manage"}
+        abort(403, f"you are a {effective.value} of campaign {campaign_id}; to "
+                   f"{verbs[needed]} it you need the {needed.value} role or higher "
+                   "(ask one of its owners)")
+    return campaign, effective

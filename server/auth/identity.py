@@ -1,0 +1,128 @@
+"""Who is calling, resolved once per API request, and the CSRF check for cookie sessions.
+
+Two ways in:
+
+- a session cookie (the web app), set by ``POST /api/session``: Flask's signed cookie holds the
+  user id, the user's ``session_version`` at sign-in and a random CSRF token. The cookie is
+  HttpOnly and SameSite=Lax; every write (POST, PUT, PATCH, DELETE) made with it must repeat the
+  CSRF token in an ``X-CSRF-Token`` header, which a page on another site cannot read or send.
+- a bearer token (scripts, notebooks): ``Authorization: Bearer gst_...``. No cookie is involved,
+  so no CSRF token is needed. A request that sends an Authorization header is judged by it alone.
+
+:func:`load_identity` runs before every ``/api`` request and sets ``g.user`` (or None) and
+``g.auth`` (``"session"``, ``"token"`` or None). Views then call :func:`current_user` or
+:func:`require_admin`, or :func:`server.auth.access.campaign_access`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from apiflask import abort
+from flask import g, request, session
+
+from server.auth.tokens import authenticate_token
+from server.database import WRITE_METHODS, utcnow
+from server.errors import API_PREFIX
+from server.extensions import db
+from server.models import User
+
+CSRF_HEADER = "X-CSRF-Token"
+# the OpenAPI security requirement of signed-in endpoints: either scheme will do
+SIGNED_IN = ["BearerAuth", "SessionCookie"]
+SECURITY_SCHEMES = {
+    "BearerAuth": {
+        "type": "http", "scheme": "bearer",
+        "description": "an API token (POST /api/tokens), for scripts and notebooks",
+    },
+    "SessionCookie": {
+        "type": "apiKey", "in": "cookie", "name": "galsearch_session",
+        "description": "the session cookie set by POST /api/session; writes also need the "
+                       "X-CSRF-Token header (the csrf_token of the session)",
+    },
+}
+_UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="galsearch"'}
+# endpoints a cookie may write to without the CSRF token: signing in replaces the session
+CSRF_EXEMPT_ENDPOINTS = frozenset({"session.sign_in"})
+
+
+def start_session(user: User) -> str:
+    """Start a cookie session for ``user``; returns its CSRF token."""
+    session.clear()
+    session.permanent = True
+    session["uid"] = user.id
+    session["ver"] = user.session_version
+    session["csrf"] = secrets.token_urlsafe(32)
+    user.last_sign_in_at = utcnow()
+    return session["csrf"]
+
+
+def end_session() -> None:
+    session.clear()
+
+
+def csrf_token() -> str | None:
+    """The CSRF token of the current cookie session (None for token or anonymous callers)."""
+    return session.get("csrf") if g.get("auth") == "session" else None
+
+
+def _user_from_session() -> User | None:
+    uid = session.get("uid")
+    if uid is None:
+        return None
+    user = db.session.get(User, uid)
+    if user is None or not user.is_active or session.get("ver") != user.session_version:
+        # deactivated, password reset, or a cookie from another database: sign out quietly
+        session.clear()
+        return None
+    return user
+
+
+def load_identity() -> None:
+    """Set ``g.user`` and ``g.auth`` for an ``/api`` request; refuse bad credentials (401) and
+    cookie writes without the CSRF token (403)."""
+    g.user, g.auth, g.token = None, None, None
+    if not request.path.startswith(API_PREFIX):
+        return
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            abort(401, "the Authorization header must be 'Bearer <token>' with an API token "
+                       "from POST /api/tokens", headers=_UNAUTHORIZED_HEADERS)
+        found = authenticate_token(secret.strip())
+        if found is None:
+            abort(401, "the API token is not valid: it is unknown, revoked, or its user is "
+                       "deactivated. Create a new one with POST /api/tokens.",
+                  headers={"WWW-Authenticate": 'Bearer realm="galsearch", error="invalid_token"'})
+        g.user, g.token = found
+        g.auth = "token"
+        return
+    user = _user_from_session()
+    if user is None:
+        return
+    g.user, g.auth = user, "session"
+    if request.method in WRITE_METHODS and request.endpoint not in CSRF_EXEMPT_ENDPOINTS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), session.get("csrf", "").encode()):
+            abort(403, f"missing or wrong {CSRF_HEADER} header: writes made with the session "
+                       "cookie must send the csrf_token returned by POST /api/session or "
+                       "GET /api/session")
+
+
+def current_user() -> User:
+    """The signed-in user, or a 401 error."""
+    user = g.get("user")
+    if user is None:
+        abort(401, "sign in first (POST /api/session) or send an API token "
+                   "(Authorization: Bearer ...)", headers=_UNAUTHORIZED_HEADERS)
+    return user
+
+
+def require_admin() -> User:
+    """The signed-in user if they are an administrator, or a 401/403 error."""
+    user = current_user()
+    if not user.is_admin:
+        abort(403, "only administrators may do this")
+    return user

@@ -1,0 +1,128 @@
+"""The app's configuration, read from the environment.
+
+| variable | meaning | default |
+|---|---|---|
+| ``GALSEARCH_ENV`` | ``development`` or ``production`` | ``development`` (gunicorn's config sets ``production``) |
+| ``DATABASE_URL`` | SQLAlchemy URL; ``postgresql://`` uses psycopg 3 | SQLite file ``galsearch.db`` in the instance folder |
+| ``SECRET_KEY`` | signs session cookies | development: generated once into ``instance/secret_key``; production: required |
+| ``GALSEARCH_BUNDLE`` | the search bundle folder | none (the bundle-backed endpoints answer 503) |
+| ``GALSEARCH_INSTANCE`` | the instance folder (database, secret key, caches) | ``instance/`` beside the package |
+| ``GALSEARCH_COOKIE_SECURE`` | send the session cookie over HTTPS only (``1``/``0``) | ``1`` in production, ``0`` in development |
+| ``GALSEARCH_MAX_UPLOAD_MB`` | largest request body | 16 |
+
+The instance folder holds what belongs to one installation and is never committed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ENVIRONMENTS = ("development", "production")
+SECRET_KEY_FILE = "secret_key"
+DEFAULT_DATABASE_FILE = "galsearch.db"
+SESSION_LIFETIME = timedelta(days=14)
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a usable configuration; the message says how to fix it."""
+
+
+def normalise_database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs (SQLAlchemy's default driver, psycopg2, is not installed).
+
+    ``postgres://`` (Heroku-style) and ``postgresql://`` both become ``postgresql+psycopg://``;
+    URLs naming a driver explicitly are kept.
+    """
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _flag(value: str, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={value!r} is not a yes/no value: use 1 or 0")
+
+
+def _secret_key(environment: str, instance_path: Path, env: Mapping[str, str]) -> str:
+    key = env.get("SECRET_KEY", "")
+    if key:
+        return key
+    if environment == "production":
+        raise ConfigError(
+            "SECRET_KEY is not set. In production it must be set, the same for every worker, "
+            "and kept secret: for example export SECRET_KEY=$(python -c "
+            "'import secrets; print(secrets.token_hex(32))')"
+        )
+    # development: one key per instance folder, kept across restarts so sessions survive
+    path = instance_path / SECRET_KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return key
+
+
+def load_config(instance_path: Path, env: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The Flask configuration for an app whose instance folder is ``instance_path``.
+
+    Args:
+        instance_path: where the default SQLite file and the development secret key live.
+        env: the environment to read (``os.environ`` by default).
+        overrides: Flask settings that win over the environment (tests, embedding); a
+            ``SECRET_KEY`` here means none is read or generated.
+
+    Raises:
+        ConfigError: an unknown ``GALSEARCH_ENV``, a bad flag, or no ``SECRET_KEY`` in
+            production.
+    """
+    env = os.environ if env is None else env
+    overrides = dict(overrides or {})
+    environment = env.get("GALSEARCH_ENV", "development").strip().lower()
+    if environment not in ENVIRONMENTS:
+        raise ConfigError(f"GALSEARCH_ENV={environment!r}: use one of {', '.join(ENVIRONMENTS)}")
+    production = environment == "production"
+
+    database_url = env.get("DATABASE_URL", "").strip()
+    if not database_url:
+        database_url = f"sqlite:///{instance_path / DEFAULT_DATABASE_FILE}"
+    cookie_secure = _flag(env.get("GALSEARCH_COOKIE_SECURE", "1" if production else "0"),
+                          "GALSEARCH_COOKIE_SECURE")
+    try:
+        max_upload_mb = float(env.get("GALSEARCH_MAX_UPLOAD_MB", "16"))
+    except ValueError:
+        raise ConfigError("GALSEARCH_MAX_UPLOAD_MB must be a number of megabytes") from None
+
+    if "SECRET_KEY" not in overrides:
+        overrides["SECRET_KEY"] = _secret_key(environment, instance_path, env)
+    if "SQLALCHEMY_DATABASE_URI" in overrides:
+        overrides["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
+            str(overrides["SQLALCHEMY_DATABASE_URI"]))
+    return {
+        "GALSEARCH_ENV": environment,
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "BUNDLE_PATH": env.get("GALSEARCH_BUNDLE") or None,
+        # run pending migrations when the app starts (off for `galsearch db ...`)
+        "AUTO_UPGRADE_DATABASE": True,
+        "MAX_CONTENT_LENGTH": int(max_upload_mb * 1024 * 1024),
+        "SESSION_COOKIE_NAME": "galsearch_session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": cookie_secure,
+        "PERMANENT_SESSION_LIFETIME": SESSION_LIFETIME,
+        **overrides,
+    }

@@ -1,0 +1,177 @@
+"""Writing labels: set, clear, in bulk, and undo, each change recorded in the label history.
+
+Every write goes through :func:`write_labels`, which makes the API idempotency-friendly:
+writing the value a label already has changes nothing and records nothing (so a client may
+safely retry), and each real change appends one :class:`~server.models.LabelHistory` row with
+the old and new value. All changes of one call share a ``batch`` id and commit together (a
+bulk write is atomic: all of it or none).
+
+:func:`undo_last` reverts the caller's most recent batch in a campaign that has not been
+undone yet, by writing the inverse changes as new history rows that point at the rows they
+revert (``undo_of_id``). Repeated undos walk further back; an undo is not itself undoable (there
+is no redo).
+
+Concurrency: a label row is locked while it is changed (``SELECT ... FOR UPDATE`` on PostgreSQL;
+SQLite write requests hold the database's write lock from ``BEGIN IMMEDIATE``). Two requests
+creating the same new label race on the unique constraint; the loser retries once and then sees
+the winner's row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
+
+from server.database import utcnow
+from server.extensions import db
+from server.models import Label, LabelAction, LabelHistory, LabelValue
+
+MAX_BULK_LABELS = 1000
+_IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's bound-parameter limit
+
+
+@dataclass(frozen=True)
+class LabelState:
+    """One user's label on one object after a write (``value`` None: no label)."""
+
+    campaign_id: int
+    object_id: int
+    user_id: int
+    value: LabelValue | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    changed: bool  # whether this write changed anything
+
+
+@dataclass(frozen=True)
+class _Change:
+    object_id: int
+    value: LabelValue | None
+    undo_of_id: int | None = None
+
+
+def _state(campaign_id: int, user_id: int, object_id: int, label: Label | None,
+           changed: bool) -> LabelState:
+    if label is None:
+        return LabelState(campaign_id, object_id, user_id, None, None, None, changed)
+    return LabelState(campaign_id, object_id, user_id, label.value, label.created_at,
+                      label.updated_at, changed)
+
+
+def _existing(campaign_id: int, user_id: int, object_ids: Sequence[int]) -> dict[int, Label]:
+    found: dict[int, Label] = {}
+    for start in range(0, len(object_ids), _IN_CHUNK):
+        chunk = object_ids[start:start + _IN_CHUNK]
+        rows = db.session.scalars(
+            select(Label)
+            .where(Label.campaign_id == campaign_id, Label.user_id == user_id,
+                   Label.object_id.in_(chunk))
+            .with_for_update()
+        )
+        found.update((label.object_id, label) for label in rows)
+    return found
+
+
+def _apply(campaign_id: int, user_id: int, changes: Sequence[_Change]) -> list[LabelState]:
+    """Apply ``changes`` in the current transaction (not committed)."""
+    labels = _existing(campaign_id, user_id, [c.object_id for c in changes])
+    batch = uuid.uuid4().hex
+    now = utcnow()
+    states: list[LabelState] = []
+    for change in changes:
+        label = labels.get(change.object_id)
+        old = label.value if label is not None else None
+        if old == change.value:
+            states.append(_state(campaign_id, user_id, change.object_id, label, changed=False))
+            continue
+        if label is None:
+            action = LabelAction.CREATE
+            label = Label(campaign_id=campaign_id, object_id=change.object_id, user_id=user_id,
+                          value=change.value, created_at=now, updated_at=now)
+            db.session.add(label)
+            labels[change.object_id] = label
+        elif change.value is None:
+            action = LabelAction.DELETE
+            db.session.delete(label)
+            del labels[change.object_id]
+            label = None
+        else:
+            action = LabelAction.CHANGE
+            label.value, label.updated_at = change.value, now
+        db.session.add(LabelHistory(
+            campaign_id=campaign_id, object_id=change.object_id, user_id=user_id,
+            action=action, old_value=old, new_value=change.value, batch=batch,
+            undo_of_id=change.undo_of_id, created_at=now))
+        states.append(_state(campaign_id, user_id, change.object_id, label, changed=True))
+    db.session.flush()
+    return states
+
+
+def _commit_with_retry(campaign_id: int, user_id: int, plan) -> list[LabelState]:
+    """Run ``plan()`` (which returns changes) and apply them; retry once on a lost insert race."""
+    for attempt in range(2):
+        try:
+            states = _apply(campaign_id, user_id, plan())
+            db.session.commit()
+            return states
+        except IntegrityError:
+            db.session.rollback()
+            if attempt == 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def write_labels(campaign_id: int, user_id: int,
+                 items: Sequence[tuple[int, LabelValue | None]]) -> list[LabelState]:
+    """Set (or, with value None, clear) ``user_id``'s labels on the given objects, atomically.
+
+    Args:
+        campaign_id: the campaign.
+        user_id: whose labels (the caller: labels are per user).
+        items: (object_id, value) pairs, each object at most once.
+
+    Returns:
+        the stored state of each item, in the order given.
+
+    Raises:
+        ValueError: an object appears twice, or more than :data:`MAX_BULK_LABELS` items.
+    """
+    object_ids = [object_id for object_id, _ in items]
+    if len(set(object_ids)) != len(object_ids):
+        raise ValueError("each object may appear only once in one write")
+    if len(items) > MAX_BULK_LABELS:
+        raise ValueError(f"at most {MAX_BULK_LABELS} labels per write, got {len(items)}")
+    changes = [_Change(object_id, value) for object_id, value in items]
+    return _commit_with_retry(campaign_id, user_id, lambda: changes)
+
+
+def _undo_plan(campaign_id: int, user_id: int) -> list[_Change]:
+    undo = aliased(LabelHistory)
+    undoable = (
+        select(LabelHistory)
+        .where(LabelHistory.campaign_id == campaign_id, LabelHistory.user_id == user_id,
+               LabelHistory.undo_of_id.is_(None),
+               ~exists().where(undo.undo_of_id == LabelHistory.id))
+    )
+    last = db.session.scalars(undoable.order_by(LabelHistory.id.desc()).limit(1)).first()
+    if last is None:
+        return []
+    # a batch changes each object at most once (write_labels refuses duplicates)
+    entries = db.session.scalars(
+        undoable.where(LabelHistory.batch == last.batch).order_by(LabelHistory.id))
+    return [_Change(e.object_id, e.old_value, undo_of_id=e.id) for e in entries]
+
+
+def undo_last(campaign_id: int, user_id: int) -> list[LabelState]:
+    """Revert ``user_id``'s most recent not-yet-undone write in the campaign.
+
+    Returns:
+        the stored state of each object the undo touched (empty: nothing left to undo).
+    """
+    return _commit_with_retry(campaign_id, user_id, lambda: _undo_plan(campaign_id, user_id))
