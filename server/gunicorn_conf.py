@@ -1,0 +1,43 @@
+"""gunicorn settings for production: ``gunicorn -c python:server.gunicorn_conf``.
+
+Sized for a small machine (2 cores): ``workers = cores + 1`` processes, each with 8 threads
+(``gthread``). Label writes and page requests mostly wait on the database, so threads keep the
+cores busy; a spare process covers the one that is rendering cutouts or holding the GIL. The app
+is loaded once in the master before forking (``preload_app``), so the search bundle's
+memory-mapped files are opened once and their pages shared by every worker, and the database
+is upgraded once. Override with the environment:
+
+| variable | default |
+|---|---|
+| ``GALSEARCH_BIND`` | ``127.0.0.1:8000`` (put a TLS-terminating proxy in front) |
+| ``GALSEARCH_WORKERS`` | cores + 1 |
+| ``GALSEARCH_THREADS`` | 8 |
+| ``GALSEARCH_TIMEOUT`` | 60 s (a worker silent this long is restarted) |
+
+``GALSEARCH_ENV`` defaults to ``production`` here: ``SECRET_KEY`` must then be set, and the
+session cookie is sent over HTTPS only (``GALSEARCH_COOKIE_SECURE=0`` for a plain-HTTP
+intranet).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GALSEARCH_ENV", "production")
+
+wsgi_app = "server.app:create_app()"
+bind = os.environ.get("GALSEARCH_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GALSEARCH_WORKERS", (os.cpu_count() or 1) + 1))
+worker_class = "gthread"
+threads = int(os.environ.get("GALSEARCH_THREADS", 8))
+preload_app = True
+timeout = int(os.environ.get("GALSEARCH_TIMEOUT", 60))
+graceful_timeout = 30  # in-flight requests finish on reload/shutdown
+keepalive = 5  # seconds an idle keep-alive connection waits (the SPA makes bursts of calls)
+# request line/header bounds (gunicorn's defaults; uploads are bounded by MAX_CONTENT_LENGTH)
+limit_request_line = 8190
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("GALSEARCH_LOG_LEVEL", "info")
+# X-Forwarded-* are trusted only from the local proxy
+forwarded_allow_ips = os.environ.get("GALSEARCH_FORWARDED_ALLOW_IPS", "127.0.0.1")
