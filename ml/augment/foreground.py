@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from ml.photometry import mag_to_flux
-from ml.simulate.population import star_colour
 
 
 @dataclass
@@ -46,6 +45,9 @@ def draw_foreground(n: int, *, probability: float, mag_range: tuple[float, float
     chosen = torch.rand(n, generator=generator, device=device) < probability
     half = (crop - 1) / 2.0
     xy = (2.0 * torch.rand(n, 2, generator=generator, device=device) - 1.0) * half
+    # the simulator's package pulls in GalSim and lenstronomy: import it only when stars are on
+    from ml.simulate.population import star_colour
+
     # magnitudes and colours come from numpy (the simulator's locus), seeded from the generator
     seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=device))
     rng = np.random.default_rng(seed)
