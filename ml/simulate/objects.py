@@ -40,7 +40,7 @@ assert tuple(BUILDERS) == CLASSES
 
 # SeedSequence spawn keys: one stream per object, one for the class plan, one for the library
 OBJECT_STREAM, PLAN_STREAM, LIBRARY_STREAM = 0, 1, 2
-WARM_UP_SEED = 2**32  # a seed no survey uses (surveys take 32-bit seeds)
+WARM_UP_SEED = 0  # warm-up objects are thrown away: any seed does
 
 
 def object_rng(seed: int, index: int) -> np.random.Generator:

@@ -243,9 +243,14 @@ class Scene:
         image = self.noiseless()
         if noise:
             c = self.conditions
-            var = np.maximum(image, 0.0) / c.electrons_per_nmgy.astype(np.float32)[:, None, None]
-            var += (c.noise_sigma**2).astype(np.float32)[:, None, None]
-            image += np.sqrt(var) * rng.standard_normal(image.shape, dtype=np.float32)
+            # per-pixel sigma = sqrt(sky^2 + source / gain), built in place (69k pixels each)
+            sigma = np.maximum(image, 0.0)
+            sigma *= (1.0 / c.electrons_per_nmgy).astype(np.float32)[:, None, None]
+            sigma += (c.noise_sigma**2).astype(np.float32)[:, None, None]
+            np.sqrt(sigma, out=sigma)
+            noise = rng.standard_normal(image.shape, dtype=np.float32)
+            noise *= sigma
+            image += noise
         for step in self.post:
             step(image, rng)
         return image
