@@ -9,14 +9,15 @@ Order. The paper blurs after the rotation and scaling and before the jitter and 
 blur acts on the resampled view, after the jitter and crop too. An isotropic Gaussian commutes
 with rotations, flips and translations, so that changes nothing. Scaling does not commute with
 a fixed kernel: a zoom by s makes the own PSF s·σ_own output pixels wide, so the quadrature is
-done in output pixels with the own PSF as the view shows it (see :func:`own_psf_sigma_view`),
-and the target is a PSF of the view, whose pixels are the survey's 0.262″ pixels.
+done in output pixels with the own PSF as the view shows it: s·σ_own, widened in quadrature by
+the bilinear interpolation's own smoothing (:func:`own_psf_sigma_view`). The target is a PSF
+of the view, whose pixels stand for the survey's 0.262″ pixels.
 
 Speed. Every (object, band) has its own kernel. The separable blur of a (C + 2R)² view with
 margin R down to its central C² is two batched matrix products with banded (C + 2R) × C
 matrices; BLAS runs them several times faster than a grouped convolution or an FFT on CPU, the
-margin is real resampled sky (no zero or wrap-around edges), and the crop and the per-band
-extinction gain ride along for free.
+margin is real resampled sky (no zero or wrap-around edges), and the crop rides along for free.
+Taps too small for float32 are zeroed: denormal operands slow the products five-fold.
 """
 
 from __future__ import annotations
