@@ -18,8 +18,19 @@ object's class and parameters. Where things live:
 """
 
 from ml.simulate.classes import CLASSES, DEFAULT_RATES, parse_rates
-from ml.simulate.driver import SimulationSummary, simulate_survey
-from ml.simulate.objects import SimOptions
 
 __all__ = ["CLASSES", "DEFAULT_RATES", "SimOptions", "SimulationSummary", "parse_rates",
            "simulate_survey"]
+
+# GalSim, lenstronomy and h5py load only when the simulator itself is used, so importing the
+# class names or ml.simulate.population (the stellar locus, for augmentations) stays light
+_LAZY = {"simulate_survey": "ml.simulate.driver", "SimulationSummary": "ml.simulate.driver",
+         "SimOptions": "ml.simulate.objects"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ml.simulate' has no attribute {name!r}")
