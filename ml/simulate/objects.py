@@ -2,6 +2,11 @@
 
 Every object draws from its own random stream, seeded by (survey seed, object index) through
 NumPy's SeedSequence, so object i is the same whatever the number of workers or chunk size.
+
+The catalog row describes the target as Tractor would: ``flux`` is its model's total flux per
+band after Galactic extinction (noise-free, and including light that falls outside the cutout),
+``source_type`` its morphological type, ``z_phot_median`` its redshift with a photometric error;
+``objid`` is the object's index in the survey and ``brickid`` the DR9-like brick of (ra, dec).
 """
 
 from __future__ import annotations
