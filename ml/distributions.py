@@ -51,6 +51,8 @@ class LogNormal:
 
     def sample_torch(self, n: int, generator: torch.Generator | None = None,
                      device: torch.device | str = "cpu") -> torch.Tensor:
+        import torch
+
         u_lo, u_hi = self.cdf_bounds()
         u = torch.rand(n, generator=generator, device=device, dtype=torch.float64)
         u = (u_lo + (u_hi - u_lo) * u).clamp(1e-12, 1 - 1e-12)
@@ -78,6 +80,8 @@ class Uniform:
 
     def sample_torch(self, n: int, generator: torch.Generator | None = None,
                      device: torch.device | str = "cpu") -> torch.Tensor:
+        import torch
+
         u = torch.rand(n, generator=generator, device=device)
         return self.lo + (self.hi - self.lo) * u
 
