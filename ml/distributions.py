@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from scipy import optimize, special, stats
+
+if TYPE_CHECKING:  # torch is imported by the torch samplers only: the simulator never pays for it
+    import torch
 
 
 def _ndtr(x: float) -> float:
