@@ -13,6 +13,7 @@ is upgraded once. Override with the environment:
 | ``GALSEARCH_WORKERS`` | cores + 1 |
 | ``GALSEARCH_THREADS`` | 8 |
 | ``GALSEARCH_TIMEOUT`` | 60 s (a worker silent this long is restarted) |
+| ``GALSEARCH_CONTROL_SOCKET`` | none: gunicorn's control socket (for ``gunicornc``) is off, since its default path is shared by every gunicorn of the user |
 
 ``GALSEARCH_ENV`` defaults to ``production`` here: ``SECRET_KEY`` must then be set, and the
 session cookie is sent over HTTPS only (``GALSEARCH_COOKIE_SECURE=0`` for a plain-HTTP
@@ -39,5 +40,8 @@ limit_request_line = 8190
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("GALSEARCH_LOG_LEVEL", "info")
+control_socket_disable = not os.environ.get("GALSEARCH_CONTROL_SOCKET")
+if not control_socket_disable:
+    control_socket = os.environ["GALSEARCH_CONTROL_SOCKET"]
 # X-Forwarded-* are trusted only from the local proxy
 forwarded_allow_ips = os.environ.get("GALSEARCH_FORWARDED_ALLOW_IPS", "127.0.0.1")
