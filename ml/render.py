@@ -47,13 +47,19 @@ def arcsinh_rgb(images: torch.Tensor, stretch: Stretch = DEFAULT_STRETCH) -> tor
     scaled = x * scale.view(1, 3, 1, 1) + stretch.m  # (N, 3, H, W)
     intensity = scaled.clamp_min(0.0).mean(dim=1, keepdim=True)  # (N, 1, H, W)
     q = stretch.Q
-    f_intensity = torch.asinh(q * intensity) / q**0.5
+    f_intensity = _asinh_nonneg(q * intensity) / q**0.5
     # where every band is at or below zero the ratio is 0/0; such pixels render black
     ratio = f_intensity / torch.where(intensity > 0, intensity, torch.ones_like(intensity))
     rgb = (scaled * ratio).clamp(0.0, 1.0)
     # output R, G, B = input z, r, g (the permutation is its own inverse)
     rgb = rgb[:, list(RGB_PLANE_OF_BAND)]
     return rgb.squeeze(0) if squeeze else rgb
+
+
+def _asinh_nonneg(x: torch.Tensor) -> torch.Tensor:
+    """asinh for x >= 0 as log1p(x + x^2 / (1 + sqrt(x^2 + 1))): exact to float32 rounding, and
+    about 3x faster than torch.asinh on CPU, where it was the stretch's largest cost."""
+    return torch.log1p(x + x * x / (1.0 + torch.sqrt(x * x + 1.0)))
 
 
 def rgb_uint8(images: np.ndarray, stretch: Stretch = DEFAULT_STRETCH) -> np.ndarray:
