@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 
 from ml.augment import Augment, AugmentStats
@@ -33,6 +32,7 @@ from ml.train.config import RUN_CONTROL_FIELDS, TrainConfig
 from ml.train.data import ShuffledBatches, make_loader
 from ml.train.runlog import RunLog, plot_loss
 from ml.train.schedule import lr_at, scaled_lr
+from ml.train.step import contrastive_loss, two_views
 
 # seconds kept free at the end of a time budget for the last checkpoint, release and plot
 BUDGET_RESERVE_S = 15.0
@@ -182,10 +182,8 @@ def _train(config: TrainConfig, info: distributed.DistInfo, resume: bool,
             lr = lr_at(step, total_steps, warmup_steps, peak_lr, config.min_lr_ratio)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            im_q, im_k = _two_views(augment, batch, device, generator, config.channels_last)
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                logits, labels = net(im_q, im_k)
-            loss = F.cross_entropy(logits.float(), labels)
+            im_q, im_k = two_views(augment, batch, device, generator, config.channels_last)
+            loss, logits = contrastive_loss(net, im_q, im_k, amp)
             loss_value = loss.item()
             if distributed.any_rank(not math.isfinite(loss_value), info):
                 log.write("stop", step=step, reason="non-finite loss", loss=loss_value, lr=lr)
@@ -261,23 +259,6 @@ def _train(config: TrainConfig, info: distributed.DistInfo, resume: bool,
 
 
 # -- pieces of the loop -------------------------------------------------------------------------
-@torch.no_grad()
-def _two_views(augment: Augment, batch: dict[str, torch.Tensor], device: torch.device,
-               generator: torch.Generator, channels_last: bool
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Query and key views of a batch, augmented together on the device (one pass, 2B images)."""
-    def twice(name: str) -> torch.Tensor:
-        t = batch[name].to(device, non_blocking=True)
-        return torch.cat([t, t])
-
-    views = augment(twice("images"), twice("ebv"), twice("psf_sigma_pix"),
-                    twice("noise_sigma"), generator=generator)  # (2B, 3, S, S)
-    if channels_last:
-        views = views.contiguous(memory_format=torch.channels_last)
-    im_q, im_k = views.chunk(2)
-    return im_q, im_k
-
-
 def _calibrate(config: TrainConfig, info: distributed.DistInfo, step: int, total_steps: int,
                t_start: float, t_calib: float, log: RunLog) -> int:
     """Shorten the schedule to the steps that fit in the time budget (rank 0 decides)."""
