@@ -6,6 +6,8 @@
 | ``DATABASE_URL`` | SQLAlchemy URL; ``postgresql://`` uses psycopg 3 | SQLite file ``galsearch.db`` in the instance folder |
 | ``SECRET_KEY`` | signs session cookies | development: generated once into ``instance/secret_key``; production: required |
 | ``GALSEARCH_BUNDLE`` | the search bundle folder | none (the bundle-backed endpoints answer 503) |
+| ``GALSEARCH_SURVEY`` | the survey folder (pixels and catalog) | none (cutouts answer 503) |
+| ``GALSEARCH_CUTOUT_CACHE_MB`` | size limit of the rendered-cutout cache in ``instance/cutouts`` (0: no cache) | 2048 |
 | ``GALSEARCH_INSTANCE`` | the instance folder (database, secret key, caches) | ``instance/`` beside the package |
 | ``GALSEARCH_COOKIE_SECURE`` | send the session cookie over HTTPS only (``1``/``0``) | ``1`` in production, ``0`` in development |
 | ``GALSEARCH_MAX_UPLOAD_MB`` | largest request body | 16 |
@@ -51,6 +53,16 @@ def _flag(value: str, name: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name}={value!r} is not a yes/no value: use 1 or 0")
+
+
+def _megabytes(env: Mapping[str, str], name: str, default: float) -> float:
+    try:
+        value = float(env.get(name, default))
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of megabytes") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative")
+    return value
 
 
 def _secret_key(environment: str, instance_path: Path, env: Mapping[str, str]) -> str:
@@ -101,10 +113,8 @@ def load_config(instance_path: Path, env: Mapping[str, str] | None = None,
         database_url = f"sqlite:///{instance_path / DEFAULT_DATABASE_FILE}"
     cookie_secure = _flag(env.get("GALSEARCH_COOKIE_SECURE", "1" if production else "0"),
                           "GALSEARCH_COOKIE_SECURE")
-    try:
-        max_upload_mb = float(env.get("GALSEARCH_MAX_UPLOAD_MB", "16"))
-    except ValueError:
-        raise ConfigError("GALSEARCH_MAX_UPLOAD_MB must be a number of megabytes") from None
+    max_upload_mb = _megabytes(env, "GALSEARCH_MAX_UPLOAD_MB", 16)
+    cutout_cache_mb = _megabytes(env, "GALSEARCH_CUTOUT_CACHE_MB", 2048)
 
     if "SECRET_KEY" not in overrides:
         overrides["SECRET_KEY"] = _secret_key(environment, instance_path, env)
@@ -116,6 +126,9 @@ def load_config(instance_path: Path, env: Mapping[str, str] | None = None,
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "BUNDLE_PATH": env.get("GALSEARCH_BUNDLE") or None,
+        "SURVEY_PATH": env.get("GALSEARCH_SURVEY") or None,
+        "CUTOUT_CACHE_DIR": str(instance_path / "cutouts"),
+        "CUTOUT_CACHE_MAX_MB": cutout_cache_mb,
         # run pending migrations when the app starts (off for `galsearch db ...`)
         "AUTO_UPGRADE_DATABASE": True,
         "MAX_CONTENT_LENGTH": int(max_upload_mb * 1024 * 1024),

@@ -23,6 +23,7 @@ intranet).
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ.setdefault("GALSEARCH_ENV", "production")
 
@@ -45,3 +46,11 @@ if not control_socket_disable:
     control_socket = os.environ["GALSEARCH_CONTROL_SOCKET"]
 # X-Forwarded-* are trusted only from the local proxy
 forwarded_allow_ips = os.environ.get("GALSEARCH_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def post_fork(server, worker) -> None:
+    """Workers render cutouts on their own threads: torch's intra-op thread pool would only add
+    contention for 3 x 152 x 152 images."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)

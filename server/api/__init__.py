@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from apiflask import APIFlask
 
-from server.api import campaigns, labels, members, session, tokens, users
+from server.api import campaigns, labels, members, objects, session, tokens, users
 
-BLUEPRINTS = (session.bp, tokens.bp, users.bp, campaigns.bp, members.bp, labels.bp)
+BLUEPRINTS = (session.bp, tokens.bp, users.bp, campaigns.bp, members.bp, labels.bp, objects.bp)
 
 
 def register_blueprints(app: APIFlask) -> None:

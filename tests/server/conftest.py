@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 import pytest
 from apiflask import APIFlask
@@ -27,6 +28,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import delete
 from sqlalchemy.engine import make_url
 
+from ml.survey_writer import SurveyWriter
 from server.app import create_app
 from server.auth.accounts import create_user
 from server.auth.tokens import create_token
@@ -106,14 +108,40 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres").create_database()
 
 
+# -- a tiny survey ------------------------------------------------------------------------------
+def write_tiny_survey(folder: Path, n: int = 12, size: int = 24, seed: int = 0) -> np.ndarray:
+    """A survey of n objects with size x size px cutouts in two files; returns the images."""
+    rng = np.random.default_rng(seed)
+    images = rng.gamma(2.0, 0.05, size=(n, 3, size, size)).astype(np.float32)
+    catalog = {
+        "ra": rng.uniform(150, 151, n), "dec": rng.uniform(2, 3, n),
+        "ebv": rng.uniform(0, 0.05, n).astype(np.float32),
+        "flux": rng.uniform(1, 50, (n, 3)).astype(np.float32),
+        "psfsize": rng.uniform(1, 1.5, (n, 3)).astype(np.float32),
+        "psfdepth": rng.uniform(500, 2000, (n, 3)).astype(np.float32),
+    }
+    with SurveyWriter(folder, image_size=size, objects_per_file=8) as writer:
+        writer.append(images, catalog)
+    return images
+
+
+@pytest.fixture(scope="session")
+def survey_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("survey") / "survey"
+    write_tiny_survey(folder)
+    return folder
+
+
 # -- the app, per backend ----------------------------------------------------------------------
 @pytest.fixture(scope="session", params=BACKENDS)
-def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> APIFlask:
+def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+        survey_path: Path) -> APIFlask:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'api.db'}"
     else:
         url = request.getfixturevalue("postgres").create_database()
-    app = create_app(app_config(url))
+    app = create_app(app_config(url, SURVEY_PATH=str(survey_path),
+                                CUTOUT_CACHE_DIR=str(tmp_path_factory.mktemp("cutouts"))))
     yield app
     with app.app_context():
         db.engine.dispose()

@@ -131,6 +131,8 @@ ENDPOINTS = [
              labelers(200), lambda me: {"labels": [{"object_id": 3, "value": "reject"}]}),
     Endpoint("POST", f"{C}/labels/undo", lambda w: f"/api/campaigns/{w.campaign}/labels/undo",
              labelers(200)),
+    Endpoint("GET", "/api/objects/<int:object_id>/cutout.png",
+             lambda w: "/api/objects/3/cutout.png?size=32", signed_in(200)),
 ]
 
 
@@ -164,7 +166,7 @@ def test_matrix(endpoint: Endpoint, people, app) -> None:
         response = caller.open(endpoint.method, endpoint.path(world),
                                **({"json": body} if body is not None else {}))
         statuses[role] = response.status_code
-        if response.status_code >= 400:
+        if response.status_code >= 400 and endpoint.rule != "/api/docs":
             assert set(response.json) >= {"status", "title", "detail"}, (role, response.json)
     assert statuses == endpoint.expected
 

@@ -21,6 +21,8 @@ def test_defaults_use_sqlite_in_the_instance_folder(tmp_path):
     assert config["SESSION_COOKIE_SAMESITE"] == "Lax"
     assert config["SESSION_COOKIE_SECURE"] is False
     assert config["MAX_CONTENT_LENGTH"] == 16 * 1024 * 1024
+    assert config["SURVEY_PATH"] is None
+    assert config["CUTOUT_CACHE_DIR"] == str(tmp_path / "cutouts")
 
 
 def test_development_secret_key_is_generated_once_and_kept_private(tmp_path):
@@ -44,6 +46,7 @@ def test_production_requires_a_secret_key(tmp_path):
     ({"GALSEARCH_ENV": "staging"}, "GALSEARCH_ENV"),
     ({"GALSEARCH_COOKIE_SECURE": "perhaps"}, "GALSEARCH_COOKIE_SECURE"),
     ({"GALSEARCH_MAX_UPLOAD_MB": "lots"}, "GALSEARCH_MAX_UPLOAD_MB"),
+    ({"GALSEARCH_CUTOUT_CACHE_MB": "-1"}, "GALSEARCH_CUTOUT_CACHE_MB"),
 ])
 def test_bad_environment_values_are_named(tmp_path, env, message):
     with pytest.raises(ConfigError, match=message):
@@ -53,11 +56,14 @@ def test_bad_environment_values_are_named(tmp_path, env, message):
 def test_environment_values_are_read(tmp_path):
     config = load_config(tmp_path, env={
         "DATABASE_URL": "postgres://u:p@db:5432/galsearch", "GALSEARCH_BUNDLE": "/data/bundle",
-        "SECRET_KEY": "k", "GALSEARCH_COOKIE_SECURE": "1", "GALSEARCH_MAX_UPLOAD_MB": "2"})
+        "SECRET_KEY": "k", "GALSEARCH_COOKIE_SECURE": "1", "GALSEARCH_MAX_UPLOAD_MB": "2",
+        "GALSEARCH_SURVEY": "/data/survey", "GALSEARCH_CUTOUT_CACHE_MB": "0"})
     assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@db:5432/galsearch"
     assert config["BUNDLE_PATH"] == "/data/bundle"
     assert config["SESSION_COOKIE_SECURE"] is True
     assert config["MAX_CONTENT_LENGTH"] == 2 * 1024 * 1024
+    assert config["SURVEY_PATH"] == "/data/survey"
+    assert config["CUTOUT_CACHE_MAX_MB"] == 0
 
 
 def test_overrides_win_and_skip_the_secret_file(tmp_path):

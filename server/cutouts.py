@@ -1,0 +1,152 @@
+"""Cutout images: g, r, z pixels rendered to PNG, with a bounded disk cache and strong ETags.
+
+Rendering goes through :func:`ml.render.png_bytes` (the one arcsinh stretch of the project,
+the survey viewer's colours), at the requested size and brightness. A rendered PNG is a pure
+function of (survey, object, size, brightness, renderer), so:
+
+- its ETag is a hash of exactly that, computed without touching pixels: a browser revalidating
+  with ``If-None-Match`` gets 304 at once;
+- it is kept on disk under ``<instance>/cutouts/v<renderer>-<survey fingerprint>/``, written to a
+  temporary name and renamed, so concurrent workers never read half a file. When the cache
+  grows past its limit, a background thread deletes the oldest files down to 80 % of it.
+  The folder may be deleted at any time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from ml.survey import Survey
+
+log = logging.getLogger(__name__)
+
+RENDER_VERSION = 1  # raise when the rendering changes: old cache entries and ETags then lapse
+SIZE_MIN, SIZE_MAX = 16, 512  # pixels
+BRIGHTNESS_MIN, BRIGHTNESS_MAX = 0.05, 20.0
+BRIGHTNESS_DECIMALS = 2  # brightness is rounded so that equal-looking requests share a file
+_OBJECTS_PER_FOLDER = 4096
+_PRUNE_TO = 0.8  # of the limit
+
+
+@dataclass(frozen=True)
+class Cutout:
+    """One rendering of one object (brightness already rounded)."""
+
+    object_id: int
+    size: int
+    brightness: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.object_id}_{self.size}_{self.brightness:.{BRIGHTNESS_DECIMALS}f}"
+
+
+class CutoutRenderer:
+    """Renders cutouts of one survey, through a disk cache.
+
+    Args:
+        survey: the survey whose pixels are shown.
+        cache_dir: the cache's root folder (None: no disk cache).
+        cache_max_bytes: the cache's size limit.
+    """
+
+    def __init__(self, survey: Survey, cache_dir: Path | None, cache_max_bytes: int) -> None:
+        self.survey = survey
+        self.native_size = survey.image_shape[-1]
+        self._tag = f"v{RENDER_VERSION}-{survey.fingerprint()}"
+        self.cache_root = None if cache_dir is None else Path(cache_dir) / self._tag
+        self.cache_max_bytes = cache_max_bytes
+        self._written_bytes = 0
+        self._prune_lock = threading.Lock()
+        self._pruning = False
+
+    def cutout(self, object_id: int, size: int | None = None, brightness: float = 1.0) -> Cutout:
+        """The rendering asked for (size None: the survey's own cutout size)."""
+        return Cutout(object_id, self.native_size if size is None else size,
+                      round(brightness, BRIGHTNESS_DECIMALS))
+
+    def etag(self, cutout: Cutout) -> str:
+        """A strong validator of the PNG's bytes (without rendering it)."""
+        return hashlib.sha256(f"{self._tag}/{cutout.name}".encode()).hexdigest()[:32]
+
+    def _path(self, cutout: Cutout) -> Path:
+        assert self.cache_root is not None
+        return (self.cache_root / f"{cutout.object_id // _OBJECTS_PER_FOLDER:06d}"
+                / f"{cutout.name}.png")
+
+    def png(self, cutout: Cutout) -> tuple[bytes, bool]:
+        """The PNG bytes of ``cutout`` and whether they came from the disk cache."""
+        if self.cache_root is not None:
+            try:
+                return self._path(cutout).read_bytes(), True
+            except FileNotFoundError:
+                pass
+        data = self.render(cutout)
+        if self.cache_root is not None:
+            self._store(cutout, data)
+        return data, False
+
+    def render(self, cutout: Cutout) -> bytes:
+        """Render from the survey's pixels (no cache)."""
+        from ml.render import Stretch, png_bytes
+
+        image = self.survey.read_images([cutout.object_id])[0]  # (3, H, W) nanomaggies
+        return png_bytes(image, size=cutout.size, stretch=Stretch(brightness=cutout.brightness))
+
+    def _store(self, cutout: Cutout, data: bytes) -> None:
+        path = self._path(cutout)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data)
+            os.replace(tmp, path)  # atomic: readers see the whole file or none
+        except OSError as error:  # a full or read-only disk costs speed, not the request
+            log.warning("cutout cache: cannot write %s: %s", path, error)
+            tmp.unlink(missing_ok=True)
+            return
+        self._written_bytes += len(data)
+        if self._written_bytes > self.cache_max_bytes * (1 - _PRUNE_TO):
+            self._written_bytes = 0
+            self._start_prune()
+
+    def _start_prune(self) -> None:
+        with self._prune_lock:
+            if self._pruning:
+                return
+            self._pruning = True
+        threading.Thread(target=self.prune, name="cutout-cache-prune", daemon=True).start()
+
+    def prune(self) -> int:
+        """Delete the oldest cached files until the cache is under 80 % of its limit; returns
+        how many bytes were deleted."""
+        try:
+            if self.cache_root is None or not self.cache_root.parent.exists():
+                return 0
+            files = []
+            for path in self.cache_root.parent.rglob("*.png"):
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:  # deleted meanwhile by another worker
+                    continue
+                # other renderer versions and surveys are older than anything current
+                current = path.is_relative_to(self.cache_root)
+                files.append((current, stat.st_mtime, stat.st_size, path))
+            total = sum(size for _, _, size, _ in files)
+            deleted = 0
+            if total <= self.cache_max_bytes:
+                return 0
+            for _, _, size, path in sorted(files, key=lambda f: (f[0], f[1])):
+                if total - deleted <= self.cache_max_bytes * _PRUNE_TO:
+                    break
+                path.unlink(missing_ok=True)
+                deleted += size
+            log.info("cutout cache: deleted %.1f MB of old cutouts", deleted / 2**20)
+            return deleted
+        finally:
+            with self._prune_lock:
+                self._pruning = False
