@@ -31,9 +31,12 @@ def serve(host: str, port: int, debug: bool) -> None:
     Configuration comes from the environment: DATABASE_URL (default: a SQLite file in
     instance/), GALSEARCH_BUNDLE, SECRET_KEY.
     """
+    from sqlalchemy.engine import make_url
+
     app = _app()
-    click.echo(f"galsearch on http://{host}:{port}/ (database: "
-               f"{app.config['SQLALCHEMY_DATABASE_URI'].split('@')[-1]})", err=True)
+    database = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).render_as_string(
+        hide_password=True)
+    click.echo(f"galsearch on http://{host}:{port}/ (database: {database})", err=True)
     app.run(host=host, port=port, debug=debug, use_reloader=debug, threaded=True)
 
 

@@ -28,6 +28,7 @@ ENVIRONMENTS = ("development", "production")
 SECRET_KEY_FILE = "secret_key"
 DEFAULT_DATABASE_FILE = "galsearch.db"
 SESSION_LIFETIME = timedelta(days=14)
+SESSION_COOKIE_NAME = "galsearch_session"
 
 
 class ConfigError(RuntimeError):
@@ -132,7 +133,7 @@ def load_config(instance_path: Path, env: Mapping[str, str] | None = None,
         # run pending migrations when the app starts (off for `galsearch db ...`)
         "AUTO_UPGRADE_DATABASE": True,
         "MAX_CONTENT_LENGTH": int(max_upload_mb * 1024 * 1024),
-        "SESSION_COOKIE_NAME": "galsearch_session",
+        "SESSION_COOKIE_NAME": SESSION_COOKIE_NAME,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": cookie_secure,

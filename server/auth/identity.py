@@ -23,6 +23,7 @@ from apiflask import abort
 from flask import g, request, session
 
 from server.auth.tokens import authenticate_token
+from server.config import SESSION_COOKIE_NAME
 from server.database import WRITE_METHODS, utcnow
 from server.errors import API_PREFIX
 from server.extensions import db
@@ -37,7 +38,7 @@ SECURITY_SCHEMES = {
         "description": "an API token (POST /api/tokens), for scripts and notebooks",
     },
     "SessionCookie": {
-        "type": "apiKey", "in": "cookie", "name": "galsearch_session",
+        "type": "apiKey", "in": "cookie", "name": SESSION_COOKIE_NAME,
         "description": "the session cookie set by POST /api/session; writes also need the "
                        "X-CSRF-Token header (the csrf_token of the session)",
     },
