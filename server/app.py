@@ -17,6 +17,7 @@ from typing import Any
 from apiflask import APIFlask
 
 import server.models  # noqa: F401  (every table on the metadata before the engine is used)
+from server import spa
 from server.api import register_blueprints
 from server.auth.identity import SECURITY_SCHEMES, load_identity
 from server.config import load_config
@@ -94,6 +95,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     register_error_handlers(app)
     app.before_request(load_identity)
     register_blueprints(app)
+    app.register_blueprint(spa.bp)  # last: its catch-all route serves the app's client routes
 
     if app.config["AUTO_UPGRADE_DATABASE"]:
         upgrade_database(app)
