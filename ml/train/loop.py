@@ -36,6 +36,9 @@ from ml.train.step import contrastive_loss, two_views
 
 # seconds kept free at the end of a time budget for the last checkpoint, release and plot
 BUDGET_RESERVE_S = 15.0
+# the schedule is fitted to this fraction of the remaining budget: a shared machine slows down
+# unpredictably, and a cosine that reaches its end beats one cut off by the hard stop
+CALIBRATION_MARGIN = 0.9
 
 
 class TrainError(RuntimeError):
@@ -264,7 +267,7 @@ def _calibrate(config: TrainConfig, info: distributed.DistInfo, step: int, total
     """Shorten the schedule to the steps that fit in the time budget (rank 0 decides)."""
     now = time.monotonic()
     sec_per_step = (now - t_calib) / config.calibration_steps
-    remaining = 60 * config.max_minutes - BUDGET_RESERVE_S - (now - t_start)
+    remaining = CALIBRATION_MARGIN * (60 * config.max_minutes - BUDGET_RESERVE_S - (now - t_start))
     fit = step + max(0, int(remaining / sec_per_step))
     new_total = min(total_steps, fit)
     if info.distributed:
