@@ -1,0 +1,384 @@
+/**
+ * The one module that talks to the galsearch server: every request the app makes, and the
+ * types of what it sends and receives (mirroring the server's schemas, /api/openapi.json).
+ *
+ * - Session cookies: the server sets an HttpOnly cookie at sign-in; every write made with it
+ *   must repeat the session's CSRF token in the X-CSRF-Token header. The client keeps the
+ *   token (from sign-in or GET /api/session) and, when a write is refused for a stale token
+ *   (another tab signed in again), fetches the current one and retries that write once.
+ * - Errors: every API error is `{status, title, detail}` (422 adds `errors`: location ->
+ *   field -> messages); it becomes an {@link ApiError}. A request that never reached the
+ *   server becomes an ApiError with status 0.
+ * - Retries: idempotent requests (GET, PUT, DELETE) are retried after a network failure or a
+ *   502/503/504, with back-off (honouring Retry-After); POST is never retried, since it may
+ *   have taken effect. Label writes are PUT/DELETE and the server makes repeating them a no-op.
+ * - 401 anywhere but sign-in calls `onUnauthorized` (the app then shows the sign-in screen).
+ */
+
+export type Role = 'owner' | 'labeler' | 'viewer';
+export type LabelValue = 'accept' | 'reject' | 'unsure';
+export const LABEL_VALUES: readonly LabelValue[] = ['accept', 'reject', 'unsure'];
+export const ROLES: readonly Role[] = ['owner', 'labeler', 'viewer'];
+
+export interface User {
+  id: number;
+  username: string;
+  is_admin: boolean;
+  is_active: boolean;
+  created_at: string;
+  last_sign_in_at: string | null;
+}
+
+export interface Session {
+  user: User;
+  auth: 'session' | 'token';
+  csrf_token: string | null;
+}
+
+/** A campaign's search settings; every key optional (null: not set). */
+export interface CampaignSettings {
+  mag_window?: number | null; // |Δmag_r| to the seed
+  mag_r_min?: number | null;
+  mag_r_max?: number | null;
+  source_types?: string[] | null;
+}
+
+export interface Campaign {
+  id: number;
+  name: string;
+  description: string;
+  target: string;
+  settings: CampaignSettings;
+  created_by: string | null;
+  created_at: string;
+  updated_at: string;
+  role: Role; // the caller's role
+}
+
+export interface CampaignInput {
+  name: string;
+  description?: string;
+  target?: string;
+  settings?: CampaignSettings;
+}
+
+export interface Member {
+  user_id: number;
+  username: string;
+  role: Role;
+  created_at: string;
+}
+
+/** One user's label on one object; value null: no label. */
+export interface Label {
+  campaign_id: number;
+  object_id: number;
+  user_id: number;
+  value: LabelValue | null;
+  created_at: string | null;
+  updated_at: string | null;
+  changed?: boolean; // writes only: whether this request changed the label
+}
+
+export interface LabelPage {
+  items: Label[];
+  next_after: number | null;
+}
+
+export interface HistoryEntry {
+  id: number;
+  campaign_id: number;
+  object_id: number;
+  user_id: number;
+  action: 'create' | 'change' | 'delete';
+  old_value: LabelValue | null;
+  new_value: LabelValue | null;
+  batch: string;
+  undo_of_id: number | null;
+  created_at: string;
+}
+
+export interface HistoryPage {
+  items: HistoryEntry[];
+  next_before: number | null;
+}
+
+/** Whose labels a listing returns: the caller's, everyone's, or one user's. */
+export type LabelOwner = 'me' | 'all' | number;
+
+/** Location (json, query, path) -> field -> messages, as the server reports a 422. */
+export type FieldErrors = Record<string, Record<string, unknown>>;
+
+/** An error answered by the API, or (status 0) a request that did not reach it. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly title: string;
+  readonly detail: string;
+  readonly errors: FieldErrors | null;
+  readonly retryAfterS: number | null;
+
+  constructor(status: number, title: string, detail: string, errors: FieldErrors | null = null,
+              retryAfterS: number | null = null) {
+    super(detail);
+    this.name = 'ApiError';
+    this.status = status;
+    this.title = title;
+    this.detail = detail;
+    this.errors = errors;
+    this.retryAfterS = retryAfterS;
+  }
+
+  /** Messages for one field of a 422 (for example `fieldMessages('username')`). */
+  fieldMessages(field: string, location = 'json'): string[] {
+    const messages = this.errors?.[location]?.[field];
+    if (Array.isArray(messages)) return messages.map(String);
+    if (messages && typeof messages === 'object') return [JSON.stringify(messages)];
+    return messages === undefined ? [] : [String(messages)];
+  }
+
+  /** Build the error of a non-2xx response, whatever its body (JSON error, HTML, empty). */
+  static async fromResponse(response: Response): Promise<ApiError> {
+    const retryAfter = Number(response.headers.get('Retry-After'));
+    const retryAfterS = Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : null;
+    const title = response.statusText || `HTTP ${response.status}`;
+    let body: unknown = null;
+    try {
+      body = await response.json();
+    } catch {
+      // not JSON: a proxy's HTML page, or no body
+    }
+    if (body && typeof body === 'object' && 'detail' in body) {
+      const b = body as { title?: unknown; detail?: unknown; errors?: unknown };
+      return new ApiError(
+        response.status,
+        typeof b.title === 'string' ? b.title : title,
+        String(b.detail),
+        b.errors && typeof b.errors === 'object' ? (b.errors as FieldErrors) : null,
+        retryAfterS,
+      );
+    }
+    return new ApiError(response.status, title,
+                        `the server answered ${response.status} ${title}`, null, retryAfterS);
+  }
+
+  static network(cause: unknown): ApiError {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    return new ApiError(0, 'Network error',
+                        `the server could not be reached (${reason}); check the connection ` +
+                        'and try again');
+  }
+}
+
+const CSRF_HEADER = 'X-CSRF-Token';
+const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'PUT', 'DELETE']);
+const RETRY_STATUSES = new Set([0, 502, 503, 504]);
+/** Waits before the 1st and 2nd retry; a Retry-After header (capped) wins. */
+export const RETRY_DELAYS_MS: readonly number[] = [300, 1500];
+const RETRY_AFTER_CAP_MS = 10_000;
+
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+type Query = Record<string, string | number | boolean | null | undefined>;
+
+interface RequestOptions {
+  body?: unknown;
+  query?: Query;
+  signal?: AbortSignal;
+}
+
+export interface ClientOptions {
+  baseUrl?: string;
+  fetch?: typeof fetch;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** Whether a failed request may be sent again (see the module's docstring). */
+export function isRetryable(method: string, error: ApiError): boolean {
+  return IDEMPOTENT_METHODS.has(method) && RETRY_STATUSES.has(error.status);
+}
+
+function isStaleCsrf(error: ApiError): boolean {
+  return error.status === 403 && error.detail.includes(CSRF_HEADER);
+}
+
+export function buildQuery(query: Query | undefined): string {
+  if (!query) return '';
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined && value !== null) params.set(key, String(value));
+  }
+  const text = params.toString();
+  return text ? `?${text}` : '';
+}
+
+export class ApiClient {
+  csrfToken: string | null = null;
+  /** Called on a 401 (the session ended); the app shows the sign-in screen. */
+  onUnauthorized: (() => void) | null = null;
+  private readonly baseUrl: string;
+  private readonly fetchFn: typeof fetch;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(options: ClientOptions = {}) {
+    this.baseUrl = options.baseUrl ?? '';
+    this.fetchFn = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+  }
+
+  /** Send one request; returns the parsed JSON body (undefined for 204). */
+  async request<T>(method: Method, path: string, options: RequestOptions = {}): Promise<T> {
+    let csrfRefreshed = false;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.send<T>(method, path, options);
+      } catch (caught) {
+        const error = caught instanceof ApiError ? caught : ApiError.network(caught);
+        if (options.signal?.aborted) throw caught;
+        if (!csrfRefreshed && WRITE_METHODS.has(method) && isStaleCsrf(error)) {
+          csrfRefreshed = true;
+          await this.whoAmI();
+          if (this.csrfToken) continue;
+        }
+        if (error.status === 401 && path !== '/api/session') this.onUnauthorized?.();
+        const delay = RETRY_DELAYS_MS[attempt];
+        if (delay === undefined || !isRetryable(method, error)) throw error;
+        await this.sleep(error.retryAfterS === null ? delay
+          : Math.min(error.retryAfterS * 1000, RETRY_AFTER_CAP_MS));
+      }
+    }
+  }
+
+  private async send<T>(method: Method, path: string, options: RequestOptions): Promise<T> {
+    const headers: Record<string, string> = { Accept: 'application/json' };
+    if (options.body !== undefined) headers['Content-Type'] = 'application/json';
+    if (WRITE_METHODS.has(method) && this.csrfToken) headers[CSRF_HEADER] = this.csrfToken;
+    let response: Response;
+    try {
+      response = await this.fetchFn(this.baseUrl + path + buildQuery(options.query), {
+        method,
+        headers,
+        body: options.body === undefined ? undefined : JSON.stringify(options.body),
+        credentials: 'same-origin',
+        signal: options.signal,
+      });
+    } catch (cause) {
+      if (options.signal?.aborted) throw cause;
+      throw ApiError.network(cause);
+    }
+    if (!response.ok) throw await ApiError.fromResponse(response);
+    if (response.status === 204) return undefined as T;
+    return (await response.json()) as T;
+  }
+
+  // -- session ---------------------------------------------------------------------------
+  async signIn(username: string, password: string): Promise<Session> {
+    const session = await this.request<Session>('POST', '/api/session',
+                                                { body: { username, password } });
+    this.csrfToken = session.csrf_token;
+    return session;
+  }
+
+  /** The signed-in user, or null when nobody is signed in. */
+  async whoAmI(): Promise<Session | null> {
+    try {
+      const session = await this.request<Session>('GET', '/api/session');
+      this.csrfToken = session.csrf_token;
+      return session;
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) {
+        this.csrfToken = null;
+        return null;
+      }
+      throw error;
+    }
+  }
+
+  async signOut(): Promise<void> {
+    await this.request<void>('DELETE', '/api/session');
+    this.csrfToken = null;
+  }
+
+  // -- campaigns and members ------------------------------------------------------------------
+  listCampaigns(): Promise<Campaign[]> {
+    return this.request('GET', '/api/campaigns');
+  }
+
+  getCampaign(campaignId: number): Promise<Campaign> {
+    return this.request('GET', `/api/campaigns/${campaignId}`);
+  }
+
+  createCampaign(input: CampaignInput): Promise<Campaign> {
+    return this.request('POST', '/api/campaigns', { body: input });
+  }
+
+  updateCampaign(campaignId: number, changes: Partial<CampaignInput>): Promise<Campaign> {
+    return this.request('PATCH', `/api/campaigns/${campaignId}`, { body: changes });
+  }
+
+  deleteCampaign(campaignId: number): Promise<void> {
+    return this.request('DELETE', `/api/campaigns/${campaignId}`);
+  }
+
+  listMembers(campaignId: number): Promise<Member[]> {
+    return this.request('GET', `/api/campaigns/${campaignId}/members`);
+  }
+
+  addMember(campaignId: number, username: string, role: Role): Promise<Member> {
+    return this.request('POST', `/api/campaigns/${campaignId}/members`,
+                        { body: { username, role } });
+  }
+
+  changeMemberRole(campaignId: number, userId: number, role: Role): Promise<Member> {
+    return this.request('PATCH', `/api/campaigns/${campaignId}/members/${userId}`,
+                        { body: { role } });
+  }
+
+  removeMember(campaignId: number, userId: number): Promise<void> {
+    return this.request('DELETE', `/api/campaigns/${campaignId}/members/${userId}`);
+  }
+
+  // -- labels --------------------------------------------------------------------------------
+  /** Set (value) or clear (null) the caller's label on one object; answers the stored state. */
+  writeLabel(campaignId: number, objectId: number, value: LabelValue | null): Promise<Label> {
+    const path = `/api/campaigns/${campaignId}/labels/${objectId}`;
+    return value === null ? this.request('DELETE', path)
+      : this.request('PUT', path, { body: { value } });
+  }
+
+  writeLabels(campaignId: number,
+              items: { object_id: number; value: LabelValue | null }[]): Promise<Label[]> {
+    return this.request('POST', `/api/campaigns/${campaignId}/labels/bulk`,
+                        { body: { labels: items } });
+  }
+
+  /** Revert the caller's last write in the campaign; answers the restored labels (empty:
+   * nothing left to undo). */
+  undoLabel(campaignId: number): Promise<Label[]> {
+    return this.request('POST', `/api/campaigns/${campaignId}/labels/undo`);
+  }
+
+  listLabels(campaignId: number, options: { user?: LabelOwner; value?: LabelValue;
+    after?: number; limit?: number } = {}): Promise<LabelPage> {
+    return this.request('GET', `/api/campaigns/${campaignId}/labels`, { query: options });
+  }
+
+  labelHistory(campaignId: number, options: { user?: LabelOwner; object_id?: number;
+    before?: number; limit?: number } = {}): Promise<HistoryPage> {
+    return this.request('GET', `/api/campaigns/${campaignId}/labels/history`,
+                        { query: options });
+  }
+
+  // -- objects -------------------------------------------------------------------------------
+  /**
+   * The address of an object's cutout PNG (an <img> loads it with the session cookie).
+   * `size`: pixels (default: the survey's); `brightness`: multiplies the stretch (1: as is).
+   */
+  cutoutUrl(objectId: number, options: { size?: number; brightness?: number } = {}): string {
+    const brightness = options.brightness === 1 ? undefined : options.brightness;
+    return `${this.baseUrl}/api/objects/${objectId}/cutout.png` +
+      buildQuery({ size: options.size, brightness });
+  }
+}
+
+/** The app's client (same origin as the page). */
+export const api = new ApiClient();
