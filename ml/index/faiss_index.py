@@ -9,9 +9,10 @@ Choice rule (:func:`choose_params`, ``--index auto``):
   then a random rotation), and an HNSW graph (M = 32) over the projected float32 vectors:
   d' * 4 + ~2 M * 4 bytes a vector, about 1.3 KB, so 4M objects take ~5 GB of page cache. On
   clustered 2048-d data it reaches recall@100 ~ 0.997 at ~2 ms a query (benchmarks/search.py).
-- ``ivfpq`` beyond: the same projection, an inverted file of nlist ~ 4 sqrt(N) k-means cells and
-  product-quantised residuals of d'/8 bytes (32 bytes at d' = 256), nprobe = nlist / 16. It
-  scales to tens of millions of objects (42M x 40 B = 1.7 GB) where a graph does not fit.
+- ``ivfpq`` beyond: the same projection, an inverted file of nlist ~ 4 sqrt(N) k-means cells,
+  nprobe = max(64, nlist / 16) of them visited, and product-quantised residuals of d'/8 bytes
+  (32 bytes at d' = 256). It scales to tens of millions of objects (42M x 40 B = 1.7 GB) where a
+  graph does not fit.
 
 The approximate kinds return candidates (2-4 per requested result, at least 256) that the query
 layer re-ranks exactly on the float16 originals (:mod:`ml.index.query`), so returned order is
@@ -136,7 +137,8 @@ def choose_params(n: int, dim: int, kind: str = "auto", **overrides) -> IndexPar
                 )
             params = IndexParams(
                 kind="ivfpq", dim=dim, reduced_dim=reduced, nlist=nlist, pq_m=reduced // 8,
-                nprobe=max(16, nlist // 16), candidates_per_result=4, min_candidates=256,
+                nprobe=min(nlist, max(64, nlist // 16)), candidates_per_result=4,
+                min_candidates=256,
                 train_size=min(n, max(40 * nlist, 65_536)),
             )
         else:
@@ -280,7 +282,9 @@ class FaissIndex:
         x = queries if self._a is None else np.einsum("md,pd->mp", queries, self._a) + self._b
         x = np.ascontiguousarray(x, dtype=np.float32)
         selector, keep_alive = _selector(allowed, excluded)
-        fraction = 1.0 if allowed is None else max(1e-6, allowed.mean())
+        # visit about as many allowed vectors as an unfiltered search would, up to 16x the work
+        # (beyond that the query layer's exact scan of the allowed ids is the better tool)
+        fraction = 1.0 if allowed is None else max(1 / 16, allowed.mean())
         p = self.params
         if p.kind == "ivfpq":
             nprobe = min(p.nlist, math.ceil(p.nprobe / fraction))

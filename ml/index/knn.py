@@ -215,16 +215,22 @@ def all_pairs_from_search(search: Callable[[np.ndarray, np.ndarray | None], tupl
         if mag_r is None:
             raise ValueError("a magnitude window needs mag_r")
         order, sorted_mag = magnitude_order(mag_r)
-        lo, hi = window_bounds(sorted_mag, np.asarray(mag_r, dtype=np.float64), mag_window)
+        n_ranked = sorted_mag.size
+        lo, hi = window_bounds(sorted_mag, sorted_mag, mag_window)
+        unranked = order[n_ranked:]  # NaN magnitude: in no window
+        out_ids[unranked] = -1
+        out_sims[unranked] = np.nan
+        bar.update(unranked.size)
+        # objects in magnitude order: both window ends only move up, so the allowed mask slides
+        # along the order with O(N) updates in all
         allowed = np.zeros(n, dtype=bool)
-        for i in range(n):  # each object has its own window, hence its own allowed set
-            if hi[i] == lo[i]:
-                out_ids[i] = -1
-                out_sims[i] = np.nan
-            else:
-                allowed[order[lo[i]:hi[i]]] = True
-                ids, sims = search(as_float32(vectors[i:i + 1]), allowed)
-                allowed[order[lo[i]:hi[i]]] = False
-                out_ids[i] = ids[0].astype(np.int32)
-                out_sims[i] = sims[0].astype(np.float16)
+        a = b = 0
+        for p in range(n_ranked):
+            allowed[order[b:hi[p]]] = True
+            allowed[order[a:lo[p]]] = False
+            a, b = lo[p], hi[p]
+            i = order[p]
+            ids, sims = search(as_float32(vectors[i:i + 1]), allowed)
+            out_ids[i] = ids[0].astype(np.int32)
+            out_sims[i] = sims[0].astype(np.float16)
             bar.update(1)
