@@ -101,7 +101,8 @@ def _embeddings(folder: Path, representation: str, survey) -> tuple[np.ndarray, 
 @click.option("--k", type=click.IntRange(min=0), default=DEFAULT_K, show_default=True,
               help="Neighbours per object in the similarity arrays, itself included (0: none).")
 @click.option("--index", "index_kind", type=click.Choice(("auto", *INDEX_KINDS)), default="auto",
-              show_default=True, help="Faiss index type (auto: flat for small N, else ivfpq).")
+              show_default=True,
+              help="Faiss index type (auto: flat for small N, hnsw up to 4M, else ivfpq).")
 @click.option("--mag-window", type=click.FloatRange(min=0), default=DEFAULT_MAG_WINDOW,
               show_default=True,
               help="|Δmag_r| half-width of the windowed arrays (0: no windowed arrays).")
