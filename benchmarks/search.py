@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ml.index.faiss_index import FaissIndex, build_index, choose_params
+from ml.index.faiss_index import FaissIndex, build_index, choose_params, omp_threads
 from ml.index.knn import all_pairs_topk, exact_topk
 from ml.index.query import KnnArrays, Searcher
 from ml.index.synthetic import RepresentationMixture
@@ -133,7 +133,8 @@ def bench_size(n: int, dim: int, args, mixture_cache: dict) -> list[dict]:
             flat.add(as_float32(vectors[lo:lo + 65_536]))
 
         def flat_search(q):
-            return flat.search(q[None], K)[1][0]
+            with omp_threads(1):  # as the query layer runs single queries
+                return flat.search(q[None], K)[1][0]
     else:  # Faiss' exact kernel over a float32 memory map, so 8 GB stay in the page cache
         path = Path(args.data_dir) / f"flat32_{n}_{dim}.npy"
         if not path.exists():

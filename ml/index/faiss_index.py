@@ -213,7 +213,7 @@ def build_index(vectors: np.ndarray, params: IndexParams, progress: bool = True)
             sub.pq.cp.max_points_per_centroid = 64  # 16k residuals per 256-centroid codebook
             # the quantizer is trained, so this trains the residual PQ: 32 k-means of 8-d
             # points whose tiny BLAS calls gain nothing from threads (3x faster on one here)
-            with _omp_threads(1):
+            with omp_threads(1):
                 sub.train(projected)
         else:
             sub = faiss.IndexHNSWFlat(params.reduced_dim, params.hnsw_m)
@@ -295,17 +295,19 @@ class FaissIndex:
                                                 sel=selector)
         else:
             params = faiss.SearchParameters(sel=selector) if selector is not None else None
-        with _omp_threads(1 if x.shape[0] < SINGLE_THREAD_MAX_QUERIES else None):
+        with omp_threads(1 if x.shape[0] < SINGLE_THREAD_MAX_QUERIES else None):
             _, ids = self._sub.search(x, n_candidates, params=params)
         del keep_alive
         return ids
 
 
 @contextlib.contextmanager
-def _omp_threads(n: int | None) -> Iterator[None]:
-    """Run a few queries on one OpenMP thread: a parallel region that has nothing to split
-    still waits for its idle threads, which costs a scheduler slice on a busy machine. The
-    setting is per calling thread (OpenMP's nthreads ICV), so concurrent threads are unaffected."""
+def omp_threads(n: int | None) -> Iterator[None]:
+    """Run Faiss with n OpenMP threads (None: unchanged) inside the block.
+
+    Single queries run on one thread: waking idle OpenMP threads for a few milliseconds of work
+    costs scheduler slices on a busy machine (3x slower here under load). The setting is per
+    calling thread (OpenMP's nthreads ICV), so concurrent threads are unaffected."""
     if n is None:
         yield
         return
