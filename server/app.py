@@ -25,7 +25,7 @@ from server.database import configure_engine
 from server.db_upgrade import upgrade_database
 from server.errors import HTTP_ERROR_SCHEMA, VALIDATION_ERROR_SCHEMA, register_error_handlers
 from server.extensions import db, migrate
-from server.survey_source import open_survey
+from server.sources import open_sources
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MIGRATIONS_DIR = PACKAGE_DIR.parent / "migrations"
@@ -99,5 +99,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
 
     if app.config["AUTO_UPGRADE_DATABASE"]:
         upgrade_database(app)
-    open_survey(app)
+    open_sources(app)
     return app

@@ -19,9 +19,15 @@ from typing import Any
 
 from apiflask import APIFlask, HTTPError
 from apiflask.exceptions import _ValidationError
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
 from sqlalchemy.exc import DBAPIError
-from werkzeug.exceptions import HTTPException, InternalServerError, default_exceptions
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    MethodNotAllowed,
+    NotFound,
+    default_exceptions,
+)
 from werkzeug.http import HTTP_STATUS_CODES
 
 from server.database import is_database_unavailable
@@ -118,6 +124,9 @@ def register_error_handlers(app: APIFlask) -> None:
                 return _database_unavailable(original)
             return error_response(500, "an unexpected error occurred on the server; it has been "
                                        "logged. Try again, and report it if it persists.")
+        if isinstance(error, MethodNotAllowed) and not _api_rule_matches(error):
+            # only a route outside the API (the app's catch-all page) took the path
+            return error_response(404, NotFound.description)
         detail = error.description or HTTP_STATUS_CODES.get(error.code or 500, "Error")
         # webargs reports an unparsable JSON body as 400 with its messages in error.data
         messages = getattr(error, "data", None) and error.data.get("messages")
@@ -131,6 +140,19 @@ def register_error_handlers(app: APIFlask) -> None:
         if is_database_unavailable(error):
             return _database_unavailable(error)
         raise error  # a bug: let Flask log it and answer 500
+
+
+def _api_rule_matches(error: MethodNotAllowed) -> bool:
+    """Whether an API route matches the request's path (with another method)."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    for method in error.valid_methods or ():
+        try:
+            rule, _ = adapter.match(method=method, return_rule=True)
+        except HTTPException:
+            continue
+        if rule.rule.startswith(API_PREFIX):
+            return True
+    return False
 
 
 def _database_unavailable(error: BaseException) -> Response:

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from apiflask import APIFlask
 
-from server.api import campaigns, labels, members, objects, session, tokens, users
+from server.api import (
+    campaigns,
+    candidates,
+    labels,
+    members,
+    objects,
+    seeds,
+    session,
+    tokens,
+    users,
+)
 
-BLUEPRINTS = (session.bp, tokens.bp, users.bp, campaigns.bp, members.bp, labels.bp, objects.bp)
+BLUEPRINTS = (session.bp, tokens.bp, users.bp, campaigns.bp, members.bp, labels.bp, seeds.bp,
+              candidates.bp, objects.bp)
 
 
 def register_blueprints(app: APIFlask) -> None:

@@ -9,8 +9,8 @@ Seeds say what the campaign looks for. Each has a kind:
 - ``object``: an object of the survey, by ``object_id``;
 - ``sky``: a position (``ra``, ``dec`` in degrees) matched to the nearest catalog object, whose
   id and separation are stored beside it;
-- ``vector``: a representation computed from an uploaded cutout (float32 bytes), with the
-  object it was embedded from left empty.
+- ``vector``: a representation computed from an uploaded cutout (float32 bytes) by the model
+  whose checkpoint hash is stored beside it.
 
 Roles: an owner manages the campaign and its members and labels; a labeler labels; a viewer
 reads. A campaign always keeps at least one owner (the API refuses to remove the last).
@@ -117,6 +117,9 @@ class CampaignSeed(db.Model):
     dec: Mapped[float | None] = mapped_column(Float)  # degrees
     separation_arcsec: Mapped[float | None] = mapped_column(Float)  # sky seed -> matched object
     vector: Mapped[bytes | None] = mapped_column(LargeBinary)  # (D,) float32, little-endian
+    # sha256 of the checkpoint that embedded the vector: a bundle made by another model cannot
+    # use it
+    vector_model_sha256: Mapped[str | None] = mapped_column(String(64))
     note: Mapped[str] = mapped_column(String(SEED_NOTE_MAX), default="")  # e.g. uploaded file name
     added_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,4 +1,4 @@
-"""Schemas of campaigns, their settings, seeds and members."""
+"""Schemas of campaigns, their settings and members."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from apiflask.fields import DateTime, Enum, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from marshmallow import ValidationError, validates_schema
 
-from server.models.campaigns import CAMPAIGN_NAME_MAX, CAMPAIGN_TARGET_MAX, Role, SeedKind
+from server.models.campaigns import CAMPAIGN_NAME_MAX, CAMPAIGN_TARGET_MAX, Role
 from server.models.users import USERNAME_MAX
 
 DESCRIPTION_MAX = 10_000
@@ -88,19 +88,4 @@ class MemberOut(Schema):
     user_id = Integer(required=True)
     username = String(required=True, attribute="user.username")
     role = Enum(Role, by_value=True, required=True)
-    created_at = DateTime(required=True)
-
-
-class SeedOut(Schema):
-    id = Integer(required=True)
-    kind = Enum(SeedKind, by_value=True, required=True)
-    object_id = Integer(allow_none=True)
-    ra = Float(allow_none=True, metadata={"description": "degrees (sky seeds)"})
-    dec = Float(allow_none=True, metadata={"description": "degrees (sky seeds)"})
-    separation_arcsec = Float(allow_none=True, metadata={
-        "description": "sky seeds: distance to the matched object"})
-    vector_dim = Integer(allow_none=True, metadata={
-        "description": "vector seeds: length of the stored representation"})
-    note = String(required=True)
-    added_by = String(allow_none=True, attribute="added_by.username")
     created_at = DateTime(required=True)

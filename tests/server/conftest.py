@@ -12,6 +12,7 @@ every table is emptied, which is much faster than migrating again.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -22,13 +23,19 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+import torch
 from apiflask import APIFlask
 from argon2 import profiles
 from flask.testing import FlaskClient
 from sqlalchemy import delete
 from sqlalchemy.engine import make_url
 
-from ml.survey_writer import SurveyWriter
+from ml.encoder import Encoder
+from ml.index import build_bundle
+from ml.index.cli import survey_mag_r
+from ml.survey import Survey
+from ml.train.config import TrainConfig
+from ml.train.loop import train
 from server.app import create_app
 from server.auth.accounts import create_user
 from server.auth.tokens import create_token
@@ -108,39 +115,54 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres").create_database()
 
 
-# -- a tiny survey ------------------------------------------------------------------------------
-def write_tiny_survey(folder: Path, n: int = 12, size: int = 24, seed: int = 0) -> np.ndarray:
-    """A survey of n objects with size x size px cutouts in two files; returns the images."""
-    rng = np.random.default_rng(seed)
-    images = rng.gamma(2.0, 0.05, size=(n, 3, size, size)).astype(np.float32)
-    catalog = {
-        "ra": rng.uniform(150, 151, n), "dec": rng.uniform(2, 3, n),
-        "ebv": rng.uniform(0, 0.05, n).astype(np.float32),
-        "flux": rng.uniform(1, 50, (n, 3)).astype(np.float32),
-        "psfsize": rng.uniform(1, 1.5, (n, 3)).astype(np.float32),
-        "psfdepth": rng.uniform(500, 2000, (n, 3)).astype(np.float32),
-    }
-    with SurveyWriter(folder, image_size=size, objects_per_file=8) as writer:
-        writer.append(images, catalog)
-    return images
+# -- a tiny survey, model and search bundle -----------------------------------------------------
+# the tiny survey writer lives with the training tests: one writer for every suite
+_spec = importlib.util.spec_from_file_location(
+    "tiny_survey", Path(__file__).parents[1] / "ml" / "train" / "tiny_survey.py")
+tiny_survey = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(tiny_survey)
+SURVEY_OBJECTS = 48
 
 
 @pytest.fixture(scope="session")
 def survey_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("survey") / "survey"
-    write_tiny_survey(folder)
-    return folder
+    """48 objects (blobs and rings) of 32 x 32 px."""
+    return tiny_survey.write_tiny_survey(tmp_path_factory.mktemp("survey") / "survey",
+                                         n=SURVEY_OBJECTS)
+
+
+@pytest.fixture(scope="session")
+def bundle_path(survey_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A search bundle of the tiny survey, made by a real (2-step, so untrained in effect)
+    model whose checkpoint it carries, so that uploaded cutouts can be embedded."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run = tmp_path_factory.mktemp("run")
+        train(TrainConfig.from_dict(dict(
+            survey=str(survey_path), out_dir=str(run), arch="resnet10", width=8,
+            small_stem=True, queue_size=16, batch_size=8, bn_groups=2, max_steps=2,
+            num_workers=0, threads=1, progress=False, augment={"crop": 24, "out_size": 16})))
+        encoder = Encoder.from_checkpoint(run / "release.pt")
+        with Survey(survey_path) as survey:
+            vectors = encoder.embed(survey.read_images(np.arange(survey.n)))["prehead"]
+            return build_bundle(tmp_path_factory.mktemp("bundle") / "bundle", vectors,
+                                survey_mag_r(survey), survey.path, survey.fingerprint(),
+                                "prehead", checkpoint=run / "release.pt", k=10,
+                                mag_window=0.5, progress=False)
+    finally:
+        torch.set_num_threads(threads)
 
 
 # -- the app, per backend ----------------------------------------------------------------------
 @pytest.fixture(scope="session", params=BACKENDS)
 def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-        survey_path: Path) -> APIFlask:
+        bundle_path: Path) -> APIFlask:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'api.db'}"
     else:
         url = request.getfixturevalue("postgres").create_database()
-    app = create_app(app_config(url, SURVEY_PATH=str(survey_path),
+    app = create_app(app_config(url, BUNDLE_PATH=str(bundle_path),
                                 CUTOUT_CACHE_DIR=str(tmp_path_factory.mktemp("cutouts"))))
     yield app
     with app.app_context():

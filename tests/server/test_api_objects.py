@@ -13,6 +13,7 @@ from PIL import Image
 from ml.render import Stretch, png_bytes
 from ml.survey import Survey, SurveyError
 from server.cutouts import CutoutRenderer
+from server.sources import sources
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def test_strong_etag_and_conditional_requests(alice):
 
 
 def test_cutouts_are_served_from_the_disk_cache(alice, app):
-    renderer = app.extensions["galsearch.cutouts"]
+    renderer = sources(app).cutouts
     first = alice.get("/api/objects/7/cutout.png?size=40").data
     cached = renderer._path(renderer.cutout(7, 40, 1.0))
     assert cached.read_bytes() == first
@@ -125,3 +126,29 @@ def test_prune_keeps_the_cache_under_its_limit_newest_first(survey_path, survey_
     assert deleted > total // 2 and total - deleted <= 0.8 * (total // 2)
     assert left == list(range(n_objects - len(left), n_objects))  # the newest stay
     assert renderer.png(renderer.cutout(n_objects - 1, 64))[1] is True
+
+
+def test_object_detail(alice, app):
+    bundle = sources(app).bundle
+    response = alice.get("/api/objects/9?neighbours=5")
+    assert response.status_code == 200
+    body = response.json
+    survey = sources(app).survey
+    assert body["object_id"] == 9
+    assert body["ra"] == pytest.approx(float(survey.read_column("ra")[9]))
+    assert body["catalog"]["flux"] == pytest.approx(survey.read_column("flux")[9].tolist())
+    assert set(body["catalog"]) == set(survey.columns)
+    assert body["mag_r"] == pytest.approx(float(bundle.mag_r[9]))
+    assert f"ra={body['ra']:.6f}" in body["viewer_url"]
+    assert body["viewer_url"].startswith("https://www.legacysurvey.org/viewer?")
+    ids, sims = bundle.neighbours(9, 5)
+    assert [n["object_id"] for n in body["neighbours"]] == ids.tolist()
+    assert [n["score"] for n in body["neighbours"]] == pytest.approx(sims.tolist())
+    assert alice.get("/api/objects/9?neighbours=0").json["neighbours"] == []
+    windowed = alice.get("/api/objects/9?neighbours=5&mag_window=0.5").json["neighbours"]
+    assert [n["object_id"] for n in windowed] == bundle.neighbours(9, 5, mag_window=0.5)[0].tolist()
+
+
+def test_object_detail_errors(alice, survey_size):
+    assert alice.get(f"/api/objects/{survey_size[0]}").status_code == 404
+    assert alice.get("/api/objects/1?neighbours=1000").status_code == 422

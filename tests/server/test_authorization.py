@@ -9,16 +9,19 @@ endpoint cannot be added without deciding who may call it.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pytest
 
 from server.auth.tokens import create_token
 from server.database import utcnow
 from server.extensions import db
-from server.models import Label, LabelValue, Role, User
+from server.models import CampaignSeed, Label, LabelValue, Role, SeedKind, User
+from server.sources import sources
 
 ROLES = ("anonymous", "nonmember", "viewer", "labeler", "owner", "admin")
 USER_OF_ROLE = {"nonmember": "outsider", "viewer": "vera", "labeler": "leo", "owner": "olga",
@@ -61,6 +64,8 @@ class World:
     campaign: int
     users: dict[str, int]
     owner_token: int
+    owner_seed: int
+    cutout_npy: bytes  # an uploadable cutout
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class Endpoint:
     path: Callable[[World], str]
     expected: dict[str, int]
     body: Callable[[str], Any] | None = None  # caller's username -> JSON body
+    form: Callable[[World], dict] | None = None  # multipart form fields
 
     def __str__(self) -> str:
         return f"{self.method} {self.rule}"
@@ -131,6 +137,17 @@ ENDPOINTS = [
              labelers(200), lambda me: {"labels": [{"object_id": 3, "value": "reject"}]}),
     Endpoint("POST", f"{C}/labels/undo", lambda w: f"/api/campaigns/{w.campaign}/labels/undo",
              labelers(200)),
+    Endpoint("GET", f"{C}/seeds", lambda w: f"/api/campaigns/{w.campaign}/seeds", readers(200)),
+    Endpoint("POST", f"{C}/seeds", lambda w: f"/api/campaigns/{w.campaign}/seeds",
+             labelers(201), lambda me: {"object_id": 4}),
+    Endpoint("POST", f"{C}/seeds/upload", lambda w: f"/api/campaigns/{w.campaign}/seeds/upload",
+             labelers(201), form=lambda w: {"file": (io.BytesIO(w.cutout_npy), "seed.npy")}),
+    Endpoint("DELETE", f"{C}/seeds/<int:seed_id>",
+             lambda w: f"/api/campaigns/{w.campaign}/seeds/{w.owner_seed}",
+             _expect(401, 404, 403, 403, 204, 204)),
+    Endpoint("GET", f"{C}/candidates", lambda w: f"/api/campaigns/{w.campaign}/candidates",
+             readers(200)),
+    Endpoint("GET", "/api/objects/<int:object_id>", lambda w: "/api/objects/3", signed_in(200)),
     Endpoint("GET", "/api/objects/<int:object_id>/cutout.png",
              lambda w: "/api/objects/3/cutout.png?size=32", signed_in(200)),
 ]
@@ -148,8 +165,13 @@ def build_world(people, app) -> World:
                                  value=LabelValue.UNSURE, created_at=now, updated_at=now)
                            for user_id in people.ids.values())
         token, _ = create_token(db.session.get(User, people.ids["olga"]), "olga's script")
+        seed = CampaignSeed(campaign_id=campaign, kind=SeedKind.OBJECT, object_id=5,
+                            added_by_id=people.ids["olga"])
+        db.session.add(seed)
         db.session.commit()
-        return World(campaign, dict(people.ids), token.id)
+        buffer = io.BytesIO()
+        np.save(buffer, sources(app).survey.read_images([7])[0])
+        return World(campaign, dict(people.ids), token.id, seed.id, buffer.getvalue())
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
@@ -162,9 +184,12 @@ def test_matrix(endpoint: Endpoint, people, app) -> None:
             people.reset()
             world = build_world(people, app)
         caller = people.anonymous() if role == "anonymous" else people.session(USER_OF_ROLE[role])
-        body = endpoint.body(USER_OF_ROLE.get(role, "")) if endpoint.body else None
-        response = caller.open(endpoint.method, endpoint.path(world),
-                               **({"json": body} if body is not None else {}))
+        kwargs: dict[str, Any] = {}
+        if endpoint.body:
+            kwargs["json"] = endpoint.body(USER_OF_ROLE.get(role, ""))
+        if endpoint.form:
+            kwargs["data"] = endpoint.form(world)
+        response = caller.open(endpoint.method, endpoint.path(world), **kwargs)
         statuses[role] = response.status_code
         if response.status_code >= 400 and endpoint.rule != "/api/docs":
             assert set(response.json) >= {"status", "title", "detail"}, (role, response.json)

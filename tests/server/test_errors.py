@@ -50,9 +50,16 @@ def test_query_validation_error(people):
 
 
 def test_outside_the_api_errors_stay_html(client):
-    response = client.get("/no-such-page")
-    assert response.status_code == 404
+    response = client.post("/campaigns/1")  # the web app's pages are GET only
+    assert response.status_code == 405
     assert response.mimetype == "text/html"
+
+
+def test_wrong_method_on_an_unknown_api_path_is_404(client):
+    # the web app's catch-all page matches the path for GET; the API has no such route
+    response = client.put("/api/no/such/thing", json={})
+    assert response.status_code == 404
+    assert set(response.json) == SHAPE
 
 
 def test_unexpected_exception_is_json_500_without_internals(make_app):

@@ -1,0 +1,108 @@
+"""``/api/campaigns/{id}/candidates``: objects to label next, most similar to the seeds first."""
+
+from __future__ import annotations
+
+import numpy as np
+from apiflask import APIBlueprint, abort
+from sqlalchemy import select
+
+from ml.index import SearchBundle
+from server.auth.access import campaign_access
+from server.auth.identity import SIGNED_IN
+from server.candidates import (
+    Cursor,
+    InvalidCursor,
+    QuerySeed,
+    Ranking,
+    StaleCursor,
+    catalog_mask,
+    page,
+)
+from server.extensions import db
+from server.models import CampaignSeed, Label, Role, SeedKind
+from server.schemas.candidates import CandidatePageOut, CandidateQuery
+from server.sources import current_bundle, current_source_types, current_survey
+
+bp = APIBlueprint("candidates", __name__,
+                  url_prefix="/api/campaigns/<int:campaign_id>/candidates", tag="Candidates")
+
+
+def query_seeds(bundle: SearchBundle, seeds: list[CampaignSeed]) -> tuple[list[QuerySeed],
+                                                                          list[int]]:
+    """The seeds the bundle can use, as unit vectors, and the ids of those it cannot (an
+    object outside it, or a vector made by another model)."""
+    usable, skipped = [], []
+    model = bundle.manifest.get("checkpoint", {}).get("sha256")
+    for seed in seeds:
+        if seed.kind == SeedKind.VECTOR:
+            vector = np.frombuffer(seed.vector, dtype="<f4")
+            if seed.vector_model_sha256 != model or vector.shape != (bundle.dim,):
+                skipped.append(seed.id)
+                continue
+            mag = None
+        else:
+            if seed.object_id >= bundle.n:
+                skipped.append(seed.id)
+                continue
+            vector = bundle.vector(seed.object_id)
+            mag = float(bundle.mag_r[seed.object_id])
+            mag = mag if np.isfinite(mag) else None  # no flux: the window cannot apply
+        vector = np.asarray(vector, dtype=np.float32)
+        usable.append(QuerySeed(seed.id, vector / np.linalg.norm(vector), mag,
+                                seed.object_id if seed.kind != SeedKind.VECTOR else None))
+    return usable, skipped
+
+
+@bp.get("")
+@bp.input(CandidateQuery, location="query", arg_name="query")
+@bp.output(CandidatePageOut)
+@bp.doc(security=SIGNED_IN, responses={
+    409: "no usable seeds, or the seeds or settings changed since the cursor was made",
+    503: "the server has no search bundle"})
+def candidates(campaign_id: int, query: dict) -> dict:
+    """A page of candidates (members)
+
+    Objects ranked by their best cosine similarity to the campaign's seeds, leaving out
+    objects already labeled in the campaign, with the magnitude window and catalog filters of
+    the campaign's settings (or of the query). Pages follow `next_cursor`; they neither repeat
+    nor skip objects while others label.
+    """
+    campaign, _ = campaign_access(campaign_id, Role.VIEWER)
+    bundle = current_bundle()
+    survey = current_survey()
+    seeds = list(db.session.scalars(select(CampaignSeed).where(
+        CampaignSeed.campaign_id == campaign_id).order_by(CampaignSeed.id)))
+    usable, skipped = query_seeds(bundle, seeds)
+    if not usable:
+        abort(409, f"campaign {campaign_id} has no usable seeds: add one with POST "
+                   f"/api/campaigns/{campaign_id}/seeds" + (
+                       f" (seeds {skipped} were made for another bundle)" if skipped else ""))
+    settings = campaign.settings
+    try:
+        allowed, filter_key = catalog_mask(
+            bundle, query.get("mag_r_min", settings.get("mag_r_min")),
+            query.get("mag_r_max", settings.get("mag_r_max")),
+            query.get("source_type", settings.get("source_types")), current_source_types())
+    except ValueError as error:
+        abort(422, str(error))
+    ranking = Ranking(tuple(usable), query.get("mag_window", settings.get("mag_window")),
+                      allowed, filter_key)
+    cursor = None
+    if "cursor" in query:
+        try:
+            cursor = Cursor.decode(query["cursor"], ranking.fingerprint())
+        except InvalidCursor as error:
+            abort(422, str(error), extra_data={"errors": {"query": {"cursor": [str(error)]}}})
+        except StaleCursor as error:
+            abort(409, str(error))
+    labeled = np.fromiter(db.session.scalars(select(Label.object_id).where(
+        Label.campaign_id == campaign_id).distinct()), dtype=np.int64)
+    ids, scores, next_cursor = page(bundle, ranking, query["limit"], labeled, cursor)
+    catalog = survey.catalog(["ra", "dec"], ids) if len(ids) else {"ra": [], "dec": []}
+    mags = np.asarray(bundle.mag_r)[ids] if len(ids) else []
+    items = [{"object_id": int(i), "score": float(s), "ra": float(ra), "dec": float(dec),
+              "mag_r": float(m) if np.isfinite(m) else None}
+             for i, s, ra, dec, m in zip(ids, scores, catalog["ra"], catalog["dec"], mags,
+                                         strict=True)]
+    return {"items": items, "next_cursor": next_cursor.encode() if next_cursor else None,
+            "order": "similarity", "skipped_seeds": skipped}

@@ -1,0 +1,198 @@
+"""Candidate pages: a campaign's seeds ranked against the survey, in stable cursor pages.
+
+Ranking. Each seed is a unit vector: an object's stored representation (object and sky seeds)
+or an uploaded cutout's embedding (vector seeds). An object's score is its best cosine to any
+seed (the paper's similarity; ``combine="max"`` of :mod:`ml.index.query`). With a magnitude
+window w, a seed of magnitude m only counts for objects with |mag_r - m| < w (the paper's
+|Δmag_r| < 0.5, per seed); vector seeds have no magnitude and count everywhere. The campaign's
+catalog filters (r magnitude range, source types) restrict the objects; objects already labeled
+in the campaign and the seeds' own objects are left out.
+
+Each seed's top k under its own window holds every object of the combined top k (an object's
+score comes from one seed, under whose window at most k-1 objects beat it), so the union of the
+per-seed searches of :meth:`ml.index.SearchBundle.search_vector`, re-scored here, is exact.
+
+Pages. The order is (score descending, object id ascending), a total order that does not change
+while people label. A cursor is the last (score, id) served, the number of objects served so
+far (to size the next search) and a hash of the ranking's inputs (seeds, window, filters).
+The next page is the first ``limit`` objects after the cursor in that order among those still
+unlabeled, so labeling (which only removes objects) never repeats or skips one. When the seeds
+or settings change, old cursors are refused (:class:`StaleCursor`) and the client starts over.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ml.index import SearchBundle
+
+CURSOR_VERSION = 1
+
+
+class InvalidCursor(ValueError):
+    """The text is not a cursor this server made."""
+
+
+class StaleCursor(ValueError):
+    """A cursor of another ranking: the seeds or settings changed since it was made."""
+
+
+@dataclass(frozen=True)
+class QuerySeed:
+    """One seed as the ranking sees it."""
+
+    seed_id: int
+    vector: np.ndarray  # (d,) float32, unit length
+    mag_r: float | None  # None: no magnitude (vector seeds): the window does not apply
+    object_id: int | None  # excluded from the candidates
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """What determines an order: seeds, magnitude window, filters."""
+
+    seeds: tuple[QuerySeed, ...]
+    mag_window: float | None
+    allowed: np.ndarray | None  # (N,) bool from the catalog filters, None: every object
+    filter_key: str  # a description of the filters, for the cursor hash
+
+    def fingerprint(self) -> str:
+        parts = [f"{s.seed_id}:{s.mag_r}:{hashlib.sha256(s.vector.tobytes()).hexdigest()[:16]}"
+                 for s in self.seeds]
+        text = json.dumps([parts, self.mag_window, self.filter_key])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Cursor:
+    score: float
+    object_id: int
+    served: int
+    ranking: str
+
+    def encode(self) -> str:
+        raw = json.dumps({"v": CURSOR_VERSION, "s": self.score, "i": self.object_id,
+                          "n": self.served, "r": self.ranking}, separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str, ranking: str) -> Cursor:
+        try:
+            raw = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+            cursor = cls(float(raw["s"]), int(raw["i"]), int(raw["n"]), str(raw["r"]))
+            if raw["v"] != CURSOR_VERSION or cursor.served < 1:
+                raise ValueError
+        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+            raise InvalidCursor("this cursor is not one the server made: start from the first "
+                                "page (no cursor)") from None
+        if cursor.ranking != ranking:
+            raise StaleCursor("the campaign's seeds or settings changed since this cursor was "
+                              "made: start again from the first page (no cursor)")
+        return cursor
+
+
+def catalog_mask(bundle: SearchBundle, mag_r_min: float | None, mag_r_max: float | None,
+                 source_types: Sequence[str] | None,
+                 source_type_column: np.ndarray | None) -> tuple[np.ndarray | None, str]:
+    """The (N,) allowed mask of the catalog filters (None: no filter) and its description.
+
+    Raises:
+        ValueError: source types are asked for but the survey has no ``source_type`` column.
+    """
+    mask = None
+    mag = np.asarray(bundle.mag_r, dtype=np.float64)
+    if mag_r_min is not None:
+        mask = mag >= mag_r_min
+    if mag_r_max is not None:
+        upper = mag <= mag_r_max
+        mask = upper if mask is None else mask & upper
+    if source_types:
+        if source_type_column is None:
+            raise ValueError("the survey has no source_type column, so it cannot be filtered "
+                             "by source type")
+        wanted = np.isin(source_type_column, [t.strip().upper().encode() for t in source_types])
+        mask = wanted if mask is None else mask & wanted
+    key = json.dumps([mag_r_min, mag_r_max, sorted(t.strip().upper() for t in source_types or [])])
+    return mask, key
+
+
+def _scores(bundle: SearchBundle, ranking: Ranking, ids: np.ndarray) -> np.ndarray:
+    """Each object's best cosine over the seeds whose window holds it (-inf: none does)."""
+    vectors = np.asarray(bundle.vectors_of(ids), dtype=np.float32)  # (u, d)
+    seeds = np.stack([s.vector for s in ranking.seeds])  # (m, d)
+    # einsum, not BLAS: each score is summed in the same order whatever the batch, so an
+    # object's score is identical from page to page
+    cosines = np.einsum("ud,md->um", vectors, seeds)
+    if ranking.mag_window is not None:
+        mag = np.asarray(bundle.mag_r, dtype=np.float64)[ids][:, None]  # (u, 1)
+        centre = np.array([np.nan if s.mag_r is None else s.mag_r for s in ranking.seeds])
+        w = ranking.mag_window
+        # the same comparisons as ml.index.knn.window_bounds: mag in (centre - w, centre + w)
+        inside = (mag > centre - w) & (mag < centre + w)
+        inside[:, np.isnan(centre)] = True  # seeds without a magnitude count everywhere
+        cosines = np.where(inside, cosines, -np.inf)
+    return cosines.max(axis=1).astype(np.float32)
+
+
+def top(bundle: SearchBundle, ranking: Ranking, k: int,
+        exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first k objects of the ranking (ids, scores), leaving out ``exclude``."""
+    exclude = np.union1d(exclude, [s.object_id for s in ranking.seeds
+                                   if s.object_id is not None]).astype(np.int64)
+    queries = np.stack([s.vector for s in ranking.seeds])
+    windowed = np.array([ranking.mag_window is not None and s.mag_r is not None
+                         and np.isfinite(s.mag_r) for s in ranking.seeds])
+    found = []
+    if (~windowed).any():
+        ids, _ = bundle.search_vector(queries[~windowed], k, exclude=exclude,
+                                      allowed=ranking.allowed)
+        found.append(ids.ravel())
+    if windowed.any():
+        mags = np.array([s.mag_r for s, w in zip(ranking.seeds, windowed, strict=True) if w])
+        ids, _ = bundle.search_vector(queries[windowed], k, mag_r=mags,
+                                      mag_window=ranking.mag_window, exclude=exclude,
+                                      allowed=ranking.allowed)
+        found.append(ids.ravel())
+    union = np.unique(np.concatenate(found))
+    union = union[union >= 0]
+    scores = _scores(bundle, ranking, union)
+    keep = np.isfinite(scores)
+    union, scores = union[keep], scores[keep]
+    order = np.lexsort((union, -scores))[:k]
+    return union[order], scores[order]
+
+
+def page(bundle: SearchBundle, ranking: Ranking, limit: int, exclude: np.ndarray,
+         cursor: Cursor | None) -> tuple[np.ndarray, np.ndarray, Cursor | None]:
+    """The next ``limit`` candidates after ``cursor`` (None: the first page).
+
+    Returns:
+        ids (<= limit,) int64, scores float32, and the cursor of the following page (None when
+        the ranking is exhausted).
+    """
+    served = 0 if cursor is None else cursor.served
+    k = min(bundle.n, served + limit + 1)  # one more than the page tells whether more follow
+    while True:
+        ids, scores = top(bundle, ranking, k, exclude)
+        exhausted = len(ids) < k or k >= bundle.n  # every eligible object is in hand
+        if cursor is not None:
+            after = (scores < cursor.score) | ((scores == cursor.score)
+                                               & (ids > cursor.object_id))
+            after &= ids != cursor.object_id
+            ids, scores = ids[after], scores[after]
+        if len(ids) > limit or exhausted:
+            break
+        k = min(bundle.n, 2 * k)  # objects before the cursor were labeled meanwhile: look deeper
+    more = len(ids) > limit
+    ids, scores = ids[:limit], scores[:limit]
+    if not more:
+        return ids, scores, None
+    return ids, scores, Cursor(float(scores[-1]), int(ids[-1]), served + len(ids),
+                               ranking.fingerprint())

@@ -1,0 +1,148 @@
+"""Candidate pages: exact similarity order, filters, windows, and stable cursor pages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from server.extensions import db
+from server.models import CampaignSeed, SeedKind
+from server.sources import sources
+
+
+@pytest.fixture
+def bundle(app):
+    return sources(app).bundle
+
+
+@pytest.fixture
+def campaign(people):
+    """alice owns a campaign; returns (alice, campaign id)."""
+    return people.session("alice"), people.campaign("alice")
+
+
+def expected_order(bundle, seeds: list[int], window: float | None = None,
+                   exclude: set[int] = frozenset(), allowed=None) -> list[int]:
+    """The ranking by brute force: best cosine over the seeds (whose window holds the object)."""
+    vectors = np.asarray(bundle.vectors, dtype=np.float64)
+    mag = np.asarray(bundle.mag_r, dtype=np.float64)
+    best = np.full(bundle.n, -np.inf)
+    for s in seeds:
+        cosine = vectors @ vectors[s] / np.linalg.norm(vectors[s])
+        if window is not None:
+            cosine = np.where((mag > mag[s] - window) & (mag < mag[s] + window), cosine, -np.inf)
+        best = np.maximum(best, cosine)
+    keep = [i for i in range(bundle.n) if i not in exclude and i not in seeds
+            and np.isfinite(best[i]) and (allowed is None or allowed[i])]
+    return sorted(keep, key=lambda i: (-best[i], i))
+
+
+def all_pages(client, url: str, limit: int) -> list[int]:
+    ids, cursor = [], None
+    while True:
+        query = f"?limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+        body = client.get(url + query).json
+        ids += [c["object_id"] for c in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return ids
+
+
+def test_first_page_is_the_exact_similarity_order(campaign, bundle, survey_path):
+    alice, cid = campaign
+    alice.post(f"/api/campaigns/{cid}/seeds", json={"object_id": 6})
+    body = alice.get(f"/api/campaigns/{cid}/candidates?limit=10").json
+    assert body["order"] == "similarity" and body["skipped_seeds"] == []
+    assert [c["object_id"] for c in body["items"]] == expected_order(bundle, [6])[:10]
+    first = body["items"][0]
+    vectors = np.asarray(bundle.vectors, dtype=np.float64)
+    assert first["score"] == pytest.approx(vectors[first["object_id"]] @ vectors[6], abs=1e-3)
+    assert first["mag_r"] == pytest.approx(float(bundle.mag_r[first["object_id"]]))
+    assert -5 <= first["dec"] <= 5 and 0 <= first["ra"] <= 10
+
+
+def test_pages_cover_the_ranking_once(campaign, bundle):
+    alice, cid = campaign
+    alice.post(f"/api/campaigns/{cid}/seeds", json={"object_id": 6})
+    assert all_pages(alice, f"/api/campaigns/{cid}/candidates", 7) == expected_order(bundle, [6])
+
+
+def test_pages_neither_repeat_nor_skip_while_others_label(campaign, bundle, people):
+    alice, cid = campaign
+    url = f"/api/campaigns/{cid}/candidates"
+    alice.post(f"/api/campaigns/{cid}/seeds", json={"object_id": 6})
+    people.user("bob")
+    alice.post(f"/api/campaigns/{cid}/members", json={"username": "bob", "role": "labeler"})
+    bob = people.session("bob")
+    order = expected_order(bundle, [6])
+    first = alice.get(f"{url}?limit=8").json
+    assert [c["object_id"] for c in first["items"]] == order[:8]
+    # meanwhile bob labels objects of page 1 and of what would be pages 2 and 3
+    labeled = {order[1], order[3], order[9], order[12], order[20]}
+    assert bob.post(f"/api/campaigns/{cid}/labels/bulk", json={"labels": [
+        {"object_id": i, "value": "reject"} for i in labeled]}).status_code == 200
+    second = alice.get(f"{url}?limit=8&cursor={first['next_cursor']}").json
+    rest = [i for i in order[8:] if i not in labeled]
+    assert [c["object_id"] for c in second["items"]] == rest[:8]
+    # and from scratch, labeled objects are gone
+    fresh = alice.get(f"{url}?limit=8").json
+    assert [c["object_id"] for c in fresh["items"]] == [i for i in order if i not in labeled][:8]
+
+
+def test_several_seeds_combine_by_best_similarity(campaign, bundle):
+    alice, cid = campaign
+    for object_id in (6, 30):
+        alice.post(f"/api/campaigns/{cid}/seeds", json={"object_id": object_id})
+    ids = all_pages(alice, f"/api/campaigns/{cid}/candidates", 20)
+    assert ids == expected_order(bundle, [6, 30])
+
+
+def test_magnitude_window_per_seed(campaign, bundle):
+    alice, cid = campaign
+    for object_id in (6, 30):
+        alice.post(f"/api/campaigns/{cid}/seeds", json={"object_id": object_id})
+    url = f"/api/campaigns/{cid}/candidates"
+    body = alice.get(f"{url}?limit=200&mag_window=0.5").json
+    ids = [c["object_id"] for c in body["items"]]
+    assert ids == expected_order(bundle, [6, 30], window=0.5)
+    assert len(ids) < bundle.n - 2  # the window left some out
+    # the campaign's own setting applies when the query does not say
+    alice.patch(f"/api/campaigns/{cid}", json={"settings": {"mag_window": 0.5}})
+    assert [c["object_id"] for c in alice.get(f"{url}?limit=200").json["items"]] == ids
+
+
+def test_magnitude_range_filter(campaign, bundle):
+    alice, cid = campaign
+    alice.post(f"/api/campaigns/{cid}/seeds", json={"object_id": 6})
+    mag = np.asarray(bundle.mag_r, dtype=np.float64)
+    low, high = np.nanpercentile(mag, [25, 75])
+    url = f"/api/campaigns/{cid}/candidates?limit=200&mag_r_min={low}&mag_r_max={high}"
+    ids = [c["object_id"] for c in alice.get(url).json["items"]]
+    assert ids == expected_order(bundle, [6], allowed=(mag >= low) & (mag <= high))
+    assert alice.get(f"/api/campaigns/{cid}/candidates?source_type=DEV").status_code == 422
+
+
+def test_cursor_of_another_ranking_or_no_cursor_at_all(campaign):
+    alice, cid = campaign
+    url = f"/api/campaigns/{cid}/candidates"
+    alice.post(f"/api/campaigns/{cid}/seeds", json={"object_id": 6})
+    cursor = alice.get(f"{url}?limit=5").json["next_cursor"]
+    assert alice.get(f"{url}?limit=5&cursor={cursor}").status_code == 200
+    assert alice.get(f"{url}?limit=5&cursor=not-a-cursor").status_code == 422
+    alice.post(f"/api/campaigns/{cid}/seeds", json={"object_id": 7})
+    stale = alice.get(f"{url}?limit=5&cursor={cursor}")
+    assert stale.status_code == 409 and "start again" in stale.json["detail"]
+    assert alice.get(f"{url}?limit=5&mag_window=1&cursor={cursor}").status_code == 409
+
+
+def test_without_usable_seeds(campaign, app):
+    alice, cid = campaign
+    url = f"/api/campaigns/{cid}/candidates"
+    response = alice.get(url)
+    assert response.status_code == 409 and "no usable seeds" in response.json["detail"]
+    with app.app_context():
+        db.session.add(CampaignSeed(campaign_id=cid, kind=SeedKind.VECTOR,
+                                    vector=np.ones(4, "<f4").tobytes(),
+                                    vector_model_sha256="another model"))
+        db.session.commit()
+    assert "made for another bundle" in alice.get(url).json["detail"]
