@@ -295,7 +295,9 @@ def make_app(tmp_path: Path) -> Iterator[Callable[..., APIFlask]]:
     made: list[APIFlask] = []
 
     def make(url: str | None = None, **settings: Any) -> APIFlask:
-        app = create_app(app_config(url or f"sqlite:///{tmp_path / 'own.db'}", **settings))
+        app = create_app(app_config(url or f"sqlite:///{tmp_path / 'own.db'}",
+                                    **{"CUTOUT_CACHE_DIR": str(tmp_path / "cutouts"),
+                                       **settings}))
         made.append(app)
         return app
 
