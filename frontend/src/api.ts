@@ -103,6 +103,56 @@ export interface HistoryPage {
   next_before: number | null;
 }
 
+export type SeedKind = 'object' | 'sky' | 'vector';
+
+/** What a campaign looks for: an object, a sky position matched to one, or an uploaded cutout. */
+export interface Seed {
+  id: number;
+  kind: SeedKind;
+  object_id: number | null; // the seed object, or the object matched to the position
+  ra: number | null; // degrees (sky seeds)
+  dec: number | null;
+  separation_arcsec: number | null; // sky seeds: distance to the matched object
+  vector_dim: number | null; // uploaded cutouts: length of the representation
+  note: string;
+  added_by: string | null;
+  created_at: string;
+}
+
+export type SeedInput =
+  | { object_id: number; note?: string }
+  | { ra: number; dec: number; tolerance_arcsec?: number; note?: string };
+
+export interface Candidate {
+  object_id: number;
+  score: number; // what ordered the page (see CandidatePage.order)
+  ra: number; // degrees
+  dec: number;
+  mag_r: number | null;
+}
+
+export interface CandidatePage {
+  items: Candidate[];
+  next_cursor: string | null;
+  order: string; // 'similarity' (to the seeds)
+  skipped_seeds: number[]; // seeds the server's search bundle cannot use
+}
+
+export interface Neighbour {
+  object_id: number;
+  score: number; // cosine similarity
+}
+
+export interface SurveyObject {
+  object_id: number;
+  ra: number; // degrees
+  dec: number;
+  mag_r: number | null;
+  catalog: Record<string, unknown>; // every catalog column (per-band ones as g, r, z lists)
+  viewer_url: string; // the object in the Legacy Surveys sky viewer
+  neighbours: Neighbour[] | null; // null: the server has no search bundle
+}
+
 /** Whose labels a listing returns: the caller's, everyone's, or one user's. */
 export type LabelOwner = 'me' | 'all' | number;
 
@@ -250,14 +300,17 @@ export class ApiClient {
 
   private async send<T>(method: Method, path: string, options: RequestOptions): Promise<T> {
     const headers: Record<string, string> = { Accept: 'application/json' };
-    if (options.body !== undefined) headers['Content-Type'] = 'application/json';
+    const form = options.body instanceof FormData;
+    // the browser writes a multipart body's Content-Type itself (with its boundary)
+    if (options.body !== undefined && !form) headers['Content-Type'] = 'application/json';
     if (WRITE_METHODS.has(method) && this.csrfToken) headers[CSRF_HEADER] = this.csrfToken;
     let response: Response;
     try {
       response = await this.fetchFn(this.baseUrl + path + buildQuery(options.query), {
         method,
         headers,
-        body: options.body === undefined ? undefined : JSON.stringify(options.body),
+        body: options.body === undefined ? undefined
+          : form ? (options.body as FormData) : JSON.stringify(options.body),
         credentials: 'same-origin',
         signal: options.signal,
       });
@@ -337,6 +390,35 @@ export class ApiClient {
     return this.request('DELETE', `/api/campaigns/${campaignId}/members/${userId}`);
   }
 
+  // -- seeds and candidates ------------------------------------------------------------------
+  listSeeds(campaignId: number): Promise<Seed[]> {
+    return this.request('GET', `/api/campaigns/${campaignId}/seeds`);
+  }
+
+  /** Add a seed by object id, or by sky position (matched to the nearest object). */
+  addSeed(campaignId: number, seed: SeedInput): Promise<Seed> {
+    return this.request('POST', `/api/campaigns/${campaignId}/seeds`, { body: seed });
+  }
+
+  /** Add a seed from a g, r, z cutout file (FITS or .npy), embedded by the server's model. */
+  uploadSeed(campaignId: number, file: Blob, fileName: string, note = ''): Promise<Seed> {
+    const form = new FormData();
+    form.append('file', file, fileName);
+    form.append('note', note);
+    return this.request('POST', `/api/campaigns/${campaignId}/seeds/upload`, { body: form });
+  }
+
+  removeSeed(campaignId: number, seedId: number): Promise<void> {
+    return this.request('DELETE', `/api/campaigns/${campaignId}/seeds/${seedId}`);
+  }
+
+  /** A page of objects to label, best first; `cursor`: the previous page's next_cursor. */
+  candidates(campaignId: number, options: { limit?: number; cursor?: string | null } = {},
+             signal?: AbortSignal): Promise<CandidatePage> {
+    return this.request('GET', `/api/campaigns/${campaignId}/candidates`, {
+      query: { limit: options.limit, cursor: options.cursor ?? undefined }, signal });
+  }
+
   // -- labels --------------------------------------------------------------------------------
   /** Set (value) or clear (null) the caller's label on one object; answers the stored state. */
   writeLabel(campaignId: number, objectId: number, value: LabelValue | null): Promise<Label> {
@@ -369,6 +451,12 @@ export class ApiClient {
   }
 
   // -- objects -------------------------------------------------------------------------------
+  /** An object's catalog columns, sky viewer link and most similar objects. */
+  object(objectId: number, options: { neighbours?: number; mag_window?: number } = {},
+         signal?: AbortSignal): Promise<SurveyObject> {
+    return this.request('GET', `/api/objects/${objectId}`, { query: options, signal });
+  }
+
   /**
    * The address of an object's cutout PNG (an <img> loads it with the session cookie).
    * `size`: pixels (default: the survey's); `brightness`: multiplies the stretch (1: as is).

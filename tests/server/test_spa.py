@@ -19,9 +19,19 @@ def spa_dir(tmp_path: Path) -> Path:
     return folder
 
 
+class BufferedClient:
+    """A test client that reads (and so closes) every response: files are sent streamed."""
+
+    def __init__(self, app) -> None:
+        self.client = app.test_client()
+
+    def get(self, path: str, **kwargs):
+        return self.client.get(path, buffered=True, **kwargs)
+
+
 @pytest.fixture
-def client(make_app, spa_dir: Path):
-    return make_app(SPA_DIR=str(spa_dir)).test_client()
+def client(make_app, spa_dir: Path) -> BufferedClient:
+    return BufferedClient(make_app(SPA_DIR=str(spa_dir)))
 
 
 @pytest.mark.parametrize("path", ["/", "/campaigns/new", "/campaigns/7/members", "/campaigns"])
@@ -67,7 +77,7 @@ def test_unknown_api_paths_are_json_404s_not_the_app(client, path):
     assert response.status_code == 404
     assert response.is_json
     assert response.json["status"] == 404
-    assert "/api/docs" in response.json["detail"] or response.json["detail"]
+    assert response.json["detail"]
 
 
 def test_the_api_still_answers_beside_the_app(client):
@@ -76,7 +86,7 @@ def test_the_api_still_answers_beside_the_app(client):
 
 
 def test_an_unbuilt_app_says_how_to_build_it(make_app, tmp_path):
-    client = make_app(SPA_DIR=str(tmp_path / "never-built")).test_client()
+    client = BufferedClient(make_app(SPA_DIR=str(tmp_path / "never-built")))
     response = client.get("/campaigns/1")
     assert response.status_code == 503
     assert response.mimetype == "text/html"

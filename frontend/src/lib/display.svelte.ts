@@ -4,6 +4,10 @@
  *
  * The server renders each brightness as its own PNG (cached on its disk and in the browser),
  * so the grid, the detail view and the preloader must ask for the very same addresses.
+ *
+ * Preloading waits while the page on screen still loads its own images ({@link Display.hold}):
+ * the browser opens only six connections to the server, and the next page's images must not
+ * take them from the images the user is waiting for.
  */
 
 import { api } from '../api';
@@ -33,13 +37,33 @@ class Display {
     return api.cutoutUrl(objectId, { size, brightness: this.brightness });
   }
 
-  /** Start loading a page's images, so that showing the page finds them in the cache. */
+  private holds = 0;
+  private waiting: (() => void)[] = [];
+
+  /** Hold preloading until the returned function is called (once). */
+  hold(): () => void {
+    this.holds += 1;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.holds -= 1;
+      if (this.holds === 0) for (const run of this.waiting.splice(0)) run();
+    };
+  }
+
+  /** Load a page's images into the browser's cache, once nothing holds preloading. */
   preload = (page: Page<GridItem>): void => {
-    for (const item of page.items) {
-      const image = new Image();
-      image.decoding = 'async';
-      image.src = this.cutoutSrc(item.object_id);
-    }
+    const run = () => {
+      for (const item of page.items) {
+        const image = new Image();
+        image.decoding = 'async';
+        image.fetchPriority = 'low';
+        image.src = this.cutoutSrc(item.object_id);
+      }
+    };
+    if (this.holds === 0) run();
+    else this.waiting.push(run);
   };
 }
 

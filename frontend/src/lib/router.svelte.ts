@@ -6,6 +6,7 @@
  * | `/` | your campaigns |
  * | `/campaigns/new` | create a campaign |
  * | `/campaigns/:id` | label its candidates |
+ * | `/campaigns/:id/seeds` | the examples its candidates are ranked against |
  * | `/campaigns/:id/review` | your labels in it, to check and change |
  * | `/campaigns/:id/members` | its team |
  *
@@ -13,8 +14,8 @@
  * measure how long they took to show (the browser tests read these measures).
  */
 
-export type CampaignTab = 'label' | 'review' | 'members';
-export const CAMPAIGN_TABS: readonly CampaignTab[] = ['label', 'review', 'members'];
+export type CampaignTab = 'label' | 'seeds' | 'review' | 'members';
+export const CAMPAIGN_TABS: readonly CampaignTab[] = ['label', 'seeds', 'review', 'members'];
 
 export type Route =
   | { name: 'campaigns' }

@@ -10,6 +10,7 @@ describe('routes', () => {
     expect(parseRoute('/campaigns/12/')).toEqual({ name: 'campaign', id: 12, tab: 'label' });
     expect(parseRoute('/campaigns/12/members')).toEqual({ name: 'campaign', id: 12, tab: 'members' });
     expect(parseRoute('/campaigns/12/review')).toEqual({ name: 'campaign', id: 12, tab: 'review' });
+    expect(parseRoute('/campaigns/12/seeds')).toEqual({ name: 'campaign', id: 12, tab: 'seeds' });
   });
 
   it('send anything else to not-found', () => {
@@ -23,7 +24,7 @@ describe('routes', () => {
     const routes: Route[] = [
       { name: 'campaigns' }, { name: 'new-campaign' },
       { name: 'campaign', id: 3, tab: 'label' }, { name: 'campaign', id: 3, tab: 'members' },
-      { name: 'campaign', id: 3, tab: 'review' },
+      { name: 'campaign', id: 3, tab: 'review' }, { name: 'campaign', id: 3, tab: 'seeds' },
     ];
     for (const route of routes) expect(parseRoute(routePath(route))).toEqual(route);
   });
