@@ -9,8 +9,15 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 INSTALL_LOG := $(VENV)/install.log
 TRAIN ?= 0
+# the labeling app (frontend/, built by Vite into server/static/app/) and the browser its
+# end-to-end tests drive (Debian's Chromium; Playwright's own download is not used)
+NODE_STAMP := node_modules/.package-lock.json
+APP_INDEX := server/static/app/index.html
+APP_SOURCES := $(shell find frontend -type f) vite.config.ts package.json package-lock.json
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help install demo test lint bench clean
+.PHONY: help install app demo test lint bench clean
 
 help:
 	@echo "make demo   - simulate a survey and run galsearch on it (TRAIN=1 trains the model from scratch)"
@@ -28,10 +35,24 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: install
+# npm ci writes node_modules/.package-lock.json; touched so that make sees it as new
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $(NODE_STAMP)
+
+$(APP_INDEX): $(NODE_STAMP) $(APP_SOURCES)
+	npm run build
+
+app: $(APP_INDEX)
+
+$(CHROMIUM):
+	$(SUDO) apt-get install -y chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
+demo: install app
 	$(VENV)/bin/galsearch demo $(if $(filter 1,$(TRAIN)),--train,)
 
-test: install
+test: install app $(CHROMIUM)
+	npm test
 	$(PY) -m pytest
 
 lint: install
@@ -41,4 +62,4 @@ bench: install
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info node_modules server/static/app
