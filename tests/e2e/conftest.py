@@ -15,6 +15,7 @@ Screenshots of the main screens go to ``docs/screenshots/`` (the README shows th
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -276,6 +277,22 @@ def sign_in(live_server: LiveServer) -> Callable[..., None]:
         page.get_by_role("button", name="Sign out").wait_for()
 
     return sign_in
+
+
+UNNAMED_CONTROL = re.compile(
+    r"^\s*- (button|link|textbox|combobox|slider|checkbox|radio|spinbutton|group)\s*(\[.*\])?:?$")
+
+
+@pytest.fixture(scope="session")
+def unnamed_controls() -> Callable[[Page], list[str]]:
+    """``unnamed_controls(page)``: the page's controls that have no accessible name (read from
+    its accessibility tree, as a screen reader gets it)."""
+
+    def unnamed_controls(page: Page) -> list[str]:
+        return [line for line in page.locator("body").aria_snapshot().splitlines()
+                if UNNAMED_CONTROL.match(line)]
+
+    return unnamed_controls
 
 
 @pytest.fixture(scope="session")

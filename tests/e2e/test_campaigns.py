@@ -27,7 +27,7 @@ def test_sign_in_with_a_wrong_password_says_so(page: Page, live_server, screensh
 
 
 def test_create_a_campaign_with_a_team_then_manage_it(page: Page, live_server, sign_in,
-                                                       screenshot):
+                                                       screenshot, unnamed_controls):
     live_server.user("bea")
     live_server.user("cem")
     sign_in(page, "ada")
@@ -40,6 +40,7 @@ def test_create_a_campaign_with_a_team_then_manage_it(page: Page, live_server, s
     page.get_by_role("button", name="Add a member").click()
     page.get_by_label("Username of member 2").fill("nobody")
     page.get_by_label("Role of member 2").select_option("viewer")
+    assert unnamed_controls(page) == []
     screenshot(page, "new-campaign")
     page.get_by_role("button", name="Create campaign").click()
 
@@ -62,6 +63,7 @@ def test_create_a_campaign_with_a_team_then_manage_it(page: Page, live_server, s
     expect(page.get_by_role("cell", name="cem", exact=True)).to_be_visible()
     page.get_by_label("Role of bea").select_option("owner")
     expect(page.get_by_role("status")).to_have_text("bea is now owner.")
+    assert unnamed_controls(page) == []
     screenshot(page, "team")
     page.get_by_role("button", name="Remove cem").click()
     expect(page.get_by_role("cell", name="cem", exact=True)).to_have_count(0)

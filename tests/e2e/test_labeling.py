@@ -63,7 +63,8 @@ def create_campaign(page: Page, name: str, seed_object: int) -> int:
 
 
 def test_label_a_page_with_the_keyboard_undo_and_move_on(page: Page, new_page, live_server,
-                                                          sign_in, screenshot, report):
+                                                          sign_in, screenshot, report,
+                                                          unnamed_controls):
     sign_in(page, "ada")
     campaign_id = create_campaign(page, "Lenses from one example", SEED_OBJECT)
 
@@ -79,6 +80,9 @@ def test_label_a_page_with_the_keyboard_undo_and_move_on(page: Page, new_page, l
     scores = [float(text.split()[-1]) for text in grid(page).locator(".score").all_inner_texts()]
     assert scores == sorted(scores, reverse=True)  # most similar to the seed first
     expect(tile(page, 0)).to_be_focused()
+    # accessible: one tile in the Tab order (the rest by arrows), every control named
+    expect(grid(page).locator('.tile[tabindex="0"]')).to_have_count(1)
+    assert unnamed_controls(page) == []
 
     # label 30 from the keyboard: focus moves on after each label
     for key in KEYS:
@@ -146,6 +150,7 @@ def test_label_a_page_with_the_keyboard_undo_and_move_on(page: Page, new_page, l
     detail = page.get_by_role("complementary", name=f"Object {focused_id}")
     expect(detail.get_by_text("Catalog")).to_be_visible()
     expect(detail.get_by_role("listitem").filter(has_text="ada: unlabeled → accepted")).to_be_visible()
+    assert unnamed_controls(page) == []
     screenshot(page, "detail")
     page.keyboard.press("Escape")
     expect(page.get_by_role("complementary")).to_have_count(0)
