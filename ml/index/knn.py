@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -71,31 +72,41 @@ def window_bounds(sorted_mag: np.ndarray, centre_mag: np.ndarray,
 
 # -- running top-k -----------------------------------------------------------------------------
 class RunningTopK:
-    """The k largest similarities per query seen so far, merged chunk by chunk."""
+    """The k largest similarities per query seen so far, merged chunk by chunk.
+
+    Faiss' heaps (``float_minheap_array_t``) do the merging in C++, threaded over queries: a
+    chunk costs one comparison per similarity once the heaps are full, where a NumPy partition
+    of every chunk costs several times the matrix product that made it.
+    """
 
     def __init__(self, n_queries: int, k: int) -> None:
         self.k = k
-        self.sims = np.full((n_queries, k), -np.inf, dtype=np.float32)
-        self.ids = np.full((n_queries, k), -1, dtype=np.int64)
+        self.sims = np.empty((n_queries, k), dtype=np.float32)
+        self.ids = np.empty((n_queries, k), dtype=np.int64)
+        self._heap = faiss.float_minheap_array_t()
+        self._heap.nh = n_queries
+        self._heap.k = k
+        self._heap.val = faiss.swig_ptr(self.sims)
+        self._heap.ids = faiss.swig_ptr(self.ids)
+        self._heap.heapify()  # values -FLT_MAX, ids -1: -inf (masked) entries never enter
 
     def add(self, sims: np.ndarray, ids: np.ndarray) -> None:
         """Merge a chunk: sims (m, c) float32 (-inf = not allowed), ids (c,) int64."""
         if sims.shape[1] == 0:
             return
-        both = np.concatenate([self.sims, sims], axis=1)  # (m, k + c)
-        pick = np.argpartition(-both, self.k - 1, axis=1)[:, : self.k]  # (m, k)
-        from_chunk = pick >= self.k
-        new_ids = np.where(from_chunk, ids[np.where(from_chunk, pick - self.k, 0)],
-                           np.take_along_axis(self.ids, np.minimum(pick, self.k - 1), axis=1))
-        self.sims = np.take_along_axis(both, pick, axis=1)
-        self.ids = new_ids
+        sims = np.ascontiguousarray(sims, dtype=np.float32)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        # id_stride 0: every query row shares the chunk's ids
+        self._heap.addn_with_ids(sims.shape[1], faiss.swig_ptr(sims), faiss.swig_ptr(ids), 0)
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids int64 (m, k), sims float32 (m, k)) by similarity then id; -1 / NaN padding."""
-        order = np.lexsort((self.ids, -self.sims), axis=-1)
-        sims = np.take_along_axis(self.sims, order, axis=1)
+        empty = self.ids < 0
+        sims = np.where(empty, -np.inf, self.sims)
+        order = np.lexsort((self.ids, -sims), axis=-1)
+        sims = np.take_along_axis(sims, order, axis=1)
         ids = np.take_along_axis(self.ids, order, axis=1)
-        empty = ~np.isfinite(sims)
+        empty = ids < 0
         return np.where(empty, -1, ids), np.where(empty, np.nan, sims).astype(np.float32)
 
 
