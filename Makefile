@@ -13,7 +13,7 @@ TRAIN ?= 0
 # end-to-end tests drive (Debian's Chromium; Playwright's own download is not used)
 NODE_STAMP := node_modules/.package-lock.json
 APP_INDEX := server/static/app/index.html
-APP_SOURCES := $(shell find frontend -type f) vite.config.ts package.json package-lock.json
+APP_SOURCES := $(shell find frontend -type f -not -path '*/node_modules/*') vite.config.ts package.json package-lock.json
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 

@@ -15,6 +15,7 @@ const API_SERVER = process.env.GALSEARCH_API ?? 'http://127.0.0.1:5000';
 export default defineConfig({
   root: 'frontend',
   base: '/',
+  cacheDir: '../node_modules/.vite', // not inside frontend/, whose files are the build's sources
   plugins: [svelte({ configFile: false, emitCss: true })],
   build: {
     outDir: '../server/static/app',
