@@ -52,6 +52,7 @@ demo: install app
 	$(VENV)/bin/galsearch demo $(if $(filter 1,$(TRAIN)),--train,)
 
 test: install app $(CHROMIUM)
+	npm run check
 	npm test
 	$(PY) -m pytest
 

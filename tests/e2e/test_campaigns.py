@@ -77,3 +77,35 @@ def test_create_a_campaign_with_a_team_then_manage_it(page: Page, live_server, s
     sign_in(page, "bea")
     expect(page.get_by_role("link", name="Ring galaxies, south", exact=True)).to_be_visible()
     screenshot(page, "campaigns")
+
+
+def test_owners_change_the_settings_and_delete_a_campaign(page: Page, live_server, sign_in,
+                                                           screenshot):
+    sign_in(page, "ida")
+    page.get_by_role("link", name="New campaign").first.click()
+    page.get_by_label("Name").fill("Mergers, bright")
+    page.get_by_role("button", name="Create campaign").click()
+    expect(page.get_by_text("This campaign has no seed yet.")).to_be_visible()
+    page.get_by_role("link", name="Settings").click()
+
+    page.get_by_label("Magnitude window |Δmag_r|").fill("0.5")
+    page.get_by_label("Faintest r mag").fill("41")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_label("Faintest r mag")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#settings-mag_r_max-error")).to_contain_text("from 0 to 40")
+    page.get_by_label("Faintest r mag").fill("20.5")
+    page.get_by_label("Source types").fill("dev, exp")
+    page.get_by_label("Description").fill("Tidal features in bright galaxies.")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Campaign saved.")
+    expect(page.get_by_text("Tidal features in bright galaxies.").first).to_be_visible()
+    screenshot(page, "settings")
+    [(campaign,)] = live_server.query(select(Campaign).where(Campaign.name == "Mergers, bright"))
+    assert campaign.settings == {"mag_window": 0.5, "mag_r_max": 20.5,
+                                 "source_types": ["DEV", "EXP"]}
+
+    page.get_by_role("button", name="Delete campaign…").click()
+    page.get_by_role("button", name="Delete “Mergers, bright” for good").click()
+    expect(page.get_by_role("heading", name="Your campaigns")).to_be_visible()
+    expect(page.get_by_role("link", name="Mergers, bright", exact=True)).to_have_count(0)
+    assert live_server.query(select(Campaign).where(Campaign.name == "Mergers, bright")) == []

@@ -9,13 +9,15 @@
  * | `/campaigns/:id/seeds` | the examples its candidates are ranked against |
  * | `/campaigns/:id/review` | your labels in it, to check and change |
  * | `/campaigns/:id/members` | its team |
+ * | `/campaigns/:id/settings` | its description, search settings, deletion (owners) |
  *
  * Every navigation leaves a performance mark ({@link NAVIGATION_MARK}), from which screens
  * measure how long they took to show (the browser tests read these measures).
  */
 
-export type CampaignTab = 'label' | 'seeds' | 'review' | 'members';
-export const CAMPAIGN_TABS: readonly CampaignTab[] = ['label', 'seeds', 'review', 'members'];
+export type CampaignTab = 'label' | 'seeds' | 'review' | 'members' | 'settings';
+export const CAMPAIGN_TABS: readonly CampaignTab[] = ['label', 'seeds', 'review', 'members',
+                                                      'settings'];
 
 export type Route =
   | { name: 'campaigns' }

@@ -25,6 +25,7 @@ describe('routes', () => {
       { name: 'campaigns' }, { name: 'new-campaign' },
       { name: 'campaign', id: 3, tab: 'label' }, { name: 'campaign', id: 3, tab: 'members' },
       { name: 'campaign', id: 3, tab: 'review' }, { name: 'campaign', id: 3, tab: 'seeds' },
+      { name: 'campaign', id: 3, tab: 'settings' },
     ];
     for (const route of routes) expect(parseRoute(routePath(route))).toEqual(route);
   });
