@@ -139,6 +139,9 @@ def _train(config: TrainConfig, info: distributed.DistInfo, resume: bool,
         else:  # a different number of ranks cannot replay the same draws: reseed per step
             torch.manual_seed(config.seed + info.rank + 7919 * step)
             generator.manual_seed(1_000_003 * config.seed + info.rank + 7919 * step)
+            log.write("warning", step=step, message=(
+                f"resumed on {info.world_size} ranks, trained on {len(rngs)}: the global "
+                "batch, learning rate and random draws differ from an uninterrupted run"))
         sampler.start_step = step
     net = model
     if info.distributed:
