@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from ml.index import SearchBundle
 from server.auth.access import campaign_access
-from server.auth.identity import SIGNED_IN
+from server.auth.identity import SIGNED_IN, current_user
 from server.candidates import (
     Cursor,
     InvalidCursor,
@@ -22,6 +22,8 @@ from server.extensions import db
 from server.models import CampaignSeed, Label, Role, SeedKind
 from server.schemas.candidates import CandidatePageOut, CandidateQuery
 from server.sources import current_bundle, current_source_types, current_survey
+from server.teams.handout import decode_cursor, hand_out
+from server.teams.rules import TeamRules
 
 bp = APIBlueprint("candidates", __name__,
                   url_prefix="/api/campaigns/<int:campaign_id>/candidates", tag="Candidates")
@@ -66,8 +68,13 @@ def candidates(campaign_id: int, query: dict) -> dict:
     objects already labeled in the campaign, with the magnitude window and catalog filters of
     the campaign's settings (or of the query). Pages follow `next_cursor`; they neither repeat
     nor skip objects while others label.
+
+    In a campaign with `handout` set, a labeler's pages are handed out: each object goes to at
+    most `overlap` labelers at a time and returns to the pool when not labeled within
+    `handout_minutes` (`handed_out_until`); your outstanding objects come first, so reloading
+    the first page gives them back. Viewers see the ranking without taking objects.
     """
-    campaign, _ = campaign_access(campaign_id, Role.VIEWER)
+    campaign, role = campaign_access(campaign_id, Role.VIEWER)
     bundle = current_bundle()
     survey = current_survey()
     seeds = list(db.session.scalars(select(CampaignSeed).where(
@@ -87,22 +94,38 @@ def candidates(campaign_id: int, query: dict) -> dict:
         abort(422, str(error))
     ranking = Ranking(tuple(usable), query.get("mag_window", settings.get("mag_window")),
                       allowed, filter_key)
-    cursor = None
+    rules = TeamRules.of(settings)
+    handing_out = rules.handout and role.rank >= Role.LABELER.rank  # viewers only look
+    cursor = after = None
     if "cursor" in query:
         try:
-            cursor = Cursor.decode(query["cursor"], ranking.fingerprint())
+            if handing_out:
+                after = decode_cursor(query["cursor"])
+            else:
+                cursor = Cursor.decode(query["cursor"], ranking.fingerprint())
         except InvalidCursor as error:
             abort(422, str(error), extra_data={"errors": {"query": {"cursor": [str(error)]}}})
         except StaleCursor as error:
             abort(409, str(error))
-    labeled = np.fromiter(db.session.scalars(select(Label.object_id).where(
-        Label.campaign_id == campaign_id).distinct()), dtype=np.int64)
-    ids, scores, next_cursor = page(bundle, ranking, query["limit"], labeled, cursor)
+    expires = None
+    if handing_out:
+        handed = hand_out(campaign_id, current_user().id, rules, query["limit"], after or 0,
+                          lambda exclude, k: page(bundle, ranking, k, exclude, None)[:2])
+        ids = np.array([h.object_id for h in handed.items], dtype=np.int64)
+        scores = [h.score for h in handed.items]
+        expires = [h.expires_at for h in handed.items]
+        next_text = handed.next_cursor
+    else:
+        labeled = np.fromiter(db.session.scalars(select(Label.object_id).where(
+            Label.campaign_id == campaign_id).distinct()), dtype=np.int64)
+        ids, scores, next_cursor = page(bundle, ranking, query["limit"], labeled, cursor)
+        next_text = next_cursor.encode() if next_cursor else None
     catalog = survey.catalog(["ra", "dec"], ids) if len(ids) else {"ra": [], "dec": []}
     mags = np.asarray(bundle.mag_r)[ids] if len(ids) else []
     items = [{"object_id": int(i), "score": float(s), "ra": float(ra), "dec": float(dec),
-              "mag_r": float(m) if np.isfinite(m) else None}
-             for i, s, ra, dec, m in zip(ids, scores, catalog["ra"], catalog["dec"], mags,
-                                         strict=True)]
-    return {"items": items, "next_cursor": next_cursor.encode() if next_cursor else None,
-            "order": "similarity", "skipped_seeds": skipped}
+              "mag_r": float(m) if np.isfinite(m) else None,
+              "handed_out_until": expires[n] if expires else None}
+             for n, (i, s, ra, dec, m) in enumerate(zip(ids, scores, catalog["ra"],
+                                                        catalog["dec"], mags, strict=True))]
+    return {"items": items, "next_cursor": next_text, "order": "similarity",
+            "skipped_seeds": skipped}

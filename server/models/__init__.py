@@ -2,12 +2,14 @@
 
 from server.models.campaigns import Campaign, CampaignSeed, Membership, Role, SeedKind
 from server.models.labels import Label, LabelAction, LabelHistory, LabelValue
+from server.models.teams import Handout, SourceLabel
 from server.models.users import ApiToken, User
 
 __all__ = [
     "ApiToken",
     "Campaign",
     "CampaignSeed",
+    "Handout",
     "Label",
     "LabelAction",
     "LabelHistory",
@@ -15,5 +17,6 @@ __all__ = [
     "Membership",
     "Role",
     "SeedKind",
+    "SourceLabel",
     "User",
 ]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from apiflask import Schema
-from apiflask.fields import DateTime, Enum, Float, Integer, List, Nested, String
+from apiflask.fields import Boolean, DateTime, Enum, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from marshmallow import ValidationError, validates_schema
 
 from server.models.campaigns import CAMPAIGN_NAME_MAX, CAMPAIGN_TARGET_MAX, Role
 from server.models.users import USERNAME_MAX
+from server.teams.rules import MAX_HANDOUT_MINUTES, MAX_OVERLAP, TIE_RULES
 
 DESCRIPTION_MAX = 10_000
 SOURCE_TYPE_MAX = 16
@@ -29,6 +30,21 @@ class CampaignSettingsSchema(Schema):
                         validate=Length(max=32),
                         metadata={"description": "catalog source types to show (for "
                                                  "example DEV, EXP, REX, SER); null: all"})
+    # team campaigns (server.teams.rules documents each, with its default)
+    handout = Boolean(allow_none=True, metadata={
+        "description": "hand candidate pages out, so that labelers do not get the same objects "
+                       "at the same time (default false)"})
+    overlap = Integer(allow_none=True, validate=Range(1, MAX_OVERLAP), metadata={
+        "description": "with handout: how many labelers each object is handed to (default 1; "
+                       "2 or more measures agreement)"})
+    handout_minutes = Float(allow_none=True, validate=Range(1, MAX_HANDOUT_MINUTES), metadata={
+        "description": "with handout: an object not labeled this long after it was handed out "
+                       "returns to the pool (default 30)"})
+    consensus_min_votes = Integer(allow_none=True, validate=Range(1, MAX_OVERLAP), metadata={
+        "description": "labels an object needs before it has a consensus (default 1)"})
+    consensus_tie = String(allow_none=True, validate=OneOf(TIE_RULES), metadata={
+        "description": "the consensus when the most-voted values tie: 'unsure', 'reject' or "
+                       "'none' (no consensus); default 'unsure'"})
 
     @validates_schema
     def _magnitude_range(self, data, **kwargs):

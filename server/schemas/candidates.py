@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from apiflask import Schema
-from apiflask.fields import Float, Integer, List, Nested, String
+from apiflask.fields import DateTime, Float, Integer, List, Nested, String
 from apiflask.validators import Length, Range
 
 PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX = 48, 200
@@ -27,6 +27,9 @@ class CandidateOut(Schema):
     ra = Float(required=True, metadata={"description": "degrees"})
     dec = Float(required=True, metadata={"description": "degrees"})
     mag_r = Float(allow_none=True, metadata={"description": "r magnitude (null: no flux)"})
+    handed_out_until = DateTime(allow_none=True, metadata={
+        "description": "hand-out campaigns: when this object returns to the pool unless you "
+                       "label it (null: not handed out)"})
 
 
 class CandidatePageOut(Schema):

@@ -30,7 +30,9 @@ def test_defaults_and_validation(people):
         ({"name": "x" * 201}, "name"),
         ({"name": "x", "settings": {"mag_window": -1}}, "settings"),
         ({"name": "x", "settings": {"mag_r_min": 22, "mag_r_max": 20}}, "settings"),
-        ({"name": "x", "settings": {"overlap": 3}}, "settings"),
+        ({"name": "x", "settings": {"overlap": 0}}, "settings"),
+        ({"name": "x", "settings": {"consensus_tie": "accept"}}, "settings"),
+        ({"name": "x", "settings": {"handout_mins": 3}}, "settings"),
         ({"name": "x", "colour": "red"}, "colour"),
     ]
     for body, field in cases:
