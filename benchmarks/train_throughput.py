@@ -200,7 +200,7 @@ def main() -> None:
 
     result = {
         "benchmark": "train_throughput",
-        "definition": __doc__.split("\n\n")[1].strip(),
+        "definition": " ".join(" ".join(__doc__.split("\n\n")[1:4]).split()),
         "preset": args.preset,
         "overrides": args.overrides,
         "quick": quick,
