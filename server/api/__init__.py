@@ -12,12 +12,13 @@ from server.api import (
     objects,
     seeds,
     session,
+    team,
     tokens,
     users,
 )
 
 BLUEPRINTS = (session.bp, tokens.bp, users.bp, campaigns.bp, members.bp, labels.bp, seeds.bp,
-              candidates.bp, objects.bp)
+              candidates.bp, objects.bp, team.bp)
 
 
 def register_blueprints(app: APIFlask) -> None:

@@ -147,6 +147,13 @@ ENDPOINTS = [
              _expect(401, 404, 403, 403, 204, 204)),
     Endpoint("GET", f"{C}/candidates", lambda w: f"/api/campaigns/{w.campaign}/candidates",
              readers(200)),
+    # team campaigns: members read consensus, agreement and progress
+    Endpoint("GET", f"{C}/consensus", lambda w: f"/api/campaigns/{w.campaign}/consensus",
+             readers(200)),
+    Endpoint("GET", f"{C}/agreement", lambda w: f"/api/campaigns/{w.campaign}/agreement",
+             readers(200)),
+    Endpoint("GET", f"{C}/progress", lambda w: f"/api/campaigns/{w.campaign}/progress",
+             readers(200)),
     Endpoint("GET", "/api/objects/<int:object_id>", lambda w: "/api/objects/3", signed_in(200)),
     Endpoint("GET", "/api/objects/<int:object_id>/cutout.png",
              lambda w: "/api/objects/3/cutout.png?size=32", signed_in(200)),
