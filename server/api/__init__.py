@@ -7,6 +7,7 @@ from apiflask import APIFlask
 from server.api import (
     campaigns,
     candidates,
+    imports,
     labels,
     members,
     objects,
@@ -18,7 +19,7 @@ from server.api import (
 )
 
 BLUEPRINTS = (session.bp, tokens.bp, users.bp, campaigns.bp, members.bp, labels.bp, seeds.bp,
-              candidates.bp, objects.bp, team.bp)
+              candidates.bp, objects.bp, team.bp, imports.bp)
 
 
 def register_blueprints(app: APIFlask) -> None:

@@ -20,7 +20,15 @@ import pytest
 from server.auth.tokens import create_token
 from server.database import utcnow
 from server.extensions import db
-from server.models import CampaignSeed, Label, LabelValue, Role, SeedKind, User
+from server.models import (
+    CampaignSeed,
+    Label,
+    LabelValue,
+    Role,
+    SeedKind,
+    SourceLabel,
+    User,
+)
 from server.sources import sources
 
 ROLES = ("anonymous", "nonmember", "viewer", "labeler", "owner", "admin")
@@ -154,6 +162,14 @@ ENDPOINTS = [
              readers(200)),
     Endpoint("GET", f"{C}/progress", lambda w: f"/api/campaigns/{w.campaign}/progress",
              readers(200)),
+    # imports: seeds need a labeler, a source's labels an owner
+    Endpoint("POST", f"{C}/imports", lambda w: f"/api/campaigns/{w.campaign}/imports",
+             owners(200), form=lambda w: {"file": (io.BytesIO(b"object_id\n9\n"), "known.csv"),
+                                          "into": "labels", "source": "catalog"}),
+    Endpoint("GET", f"{C}/sources", lambda w: f"/api/campaigns/{w.campaign}/sources",
+             readers(200)),
+    Endpoint("DELETE", f"{C}/sources/<source>",
+             lambda w: f"/api/campaigns/{w.campaign}/sources/catalog", owners(204)),
     Endpoint("GET", "/api/objects/<int:object_id>", lambda w: "/api/objects/3", signed_in(200)),
     Endpoint("GET", "/api/objects/<int:object_id>/cutout.png",
              lambda w: "/api/objects/3/cutout.png?size=32", signed_in(200)),
@@ -175,6 +191,8 @@ def build_world(people, app) -> World:
         seed = CampaignSeed(campaign_id=campaign, kind=SeedKind.OBJECT, object_id=5,
                             added_by_id=people.ids["olga"])
         db.session.add(seed)
+        db.session.add(SourceLabel(campaign_id=campaign, object_id=2, source="catalog",
+                                   value=LabelValue.ACCEPT))
         db.session.commit()
         buffer = io.BytesIO()
         np.save(buffer, sources(app).survey.read_images([7])[0])

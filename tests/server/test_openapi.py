@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import schemathesis
 
 PUBLIC = {("post", "/api/session")}
@@ -34,7 +36,7 @@ def test_every_api_route_is_documented_with_security_and_error_shape(client, app
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/") or rule.rule in ("/api/openapi.json", "/api/docs"):
             continue
-        path = rule.rule.replace("<int:", "{").replace(">", "}")
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)  # <int:id>, <name> -> {..}
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             key = (method.lower(), path)
             assert key in documented, key
