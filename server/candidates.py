@@ -18,6 +18,12 @@ far (to size the next search) and a hash of the ranking's inputs (seeds, window,
 The next page is the first ``limit`` objects after the cursor in that order among those still
 unlabeled, so labeling (which only removes objects) never repeats or skips one. When the seeds
 or settings change, old cursors are refused (:class:`StaleCursor`) and the client starts over.
+
+Other orders. :func:`page` pages any :class:`Order`: similarity to the seeds
+(:class:`SimilarityOrder`) or a campaign's probe (:class:`ml.probe.ProbeOrder`, chosen by
+:mod:`server.probe.serving`). An order's sort value need not be what a page shows (a probe
+sorts by its score or its uncertainty and shows its probability); its fingerprint names the
+probe version, so a cursor of an older probe is stale like one of older seeds.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -93,8 +100,8 @@ class Cursor:
             raise InvalidCursor("this cursor is not one the server made: start from the first "
                                 "page (no cursor)") from None
         if cursor.ranking != ranking:
-            raise StaleCursor("the campaign's seeds or settings changed since this cursor was "
-                              "made: start again from the first page (no cursor)")
+            raise StaleCursor("the campaign's seeds, settings or probe changed since this "
+                              "cursor was made: start again from the first page (no cursor)")
         return cursor
 
 
@@ -169,30 +176,66 @@ def top(bundle: SearchBundle, ranking: Ranking, k: int,
     return union[order], scores[order]
 
 
-def page(bundle: SearchBundle, ranking: Ranking, limit: int, exclude: np.ndarray,
+class Order(Protocol):
+    """A total order of a bundle's objects that pages can follow."""
+
+    size: int  # how many objects it can hold at most
+
+    def fingerprint(self) -> str:
+        """A hash of what determines the order (for cursors)."""
+
+    def first(self, k: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        """An exact prefix of the order without ``exclude`` (at most k ids; fewer only when
+        that is all that is known exactly), their sort values (non-increasing, ties by
+        ascending id), and whether they are every eligible object."""
+
+
+class SimilarityOrder:
+    """The order of :func:`top`: best cosine to the seeds (the campaign's ``ranking``)."""
+
+    def __init__(self, bundle: SearchBundle, ranking: Ranking) -> None:
+        self.bundle, self.ranking, self.size = bundle, ranking, bundle.n
+
+    def fingerprint(self) -> str:
+        return self.ranking.fingerprint()
+
+    def first(self, k: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        ids, scores = top(self.bundle, self.ranking, k, exclude)
+        return ids, scores, len(ids) < k or k >= self.bundle.n
+
+
+def page(bundle: SearchBundle, order: Ranking | Order, limit: int, exclude: np.ndarray,
          cursor: Cursor | None) -> tuple[np.ndarray, np.ndarray, Cursor | None]:
     """The next ``limit`` candidates after ``cursor`` (None: the first page).
 
+    Args:
+        bundle: the bundle ordered.
+        order: a similarity :class:`Ranking`, or any :class:`Order`.
+        limit: page size.
+        exclude: object ids left out (labeled in the campaign).
+        cursor: where the previous page ended.
+
     Returns:
-        ids (<= limit,) int64, scores float32, and the cursor of the following page (None when
-        the ranking is exhausted).
+        ids (<= limit,) int64, sort values (the similarity order's are its scores), and the
+        cursor of the following page (None when the order is exhausted).
     """
+    if isinstance(order, Ranking):
+        order = SimilarityOrder(bundle, order)
     served = 0 if cursor is None else cursor.served
-    k = min(bundle.n, served + limit + 1)  # one more than the page tells whether more follow
+    k = min(order.size, served + limit + 1)  # one more than the page tells whether more follow
     while True:
-        ids, scores = top(bundle, ranking, k, exclude)
-        exhausted = len(ids) < k or k >= bundle.n  # every eligible object is in hand
+        ids, scores, exhausted = order.first(k, exclude)  # exhausted: every eligible object
         if cursor is not None:
             after = (scores < cursor.score) | ((scores == cursor.score)
                                                & (ids > cursor.object_id))
             after &= ids != cursor.object_id
             ids, scores = ids[after], scores[after]
-        if len(ids) > limit or exhausted:
+        if len(ids) > limit or exhausted or k >= order.size:
             break
-        k = min(bundle.n, 2 * k)  # objects before the cursor were labeled meanwhile: look deeper
+        k = min(order.size, 2 * k)  # objects before the cursor were labeled meanwhile: look deeper
     more = len(ids) > limit
     ids, scores = ids[:limit], scores[:limit]
     if not more:
         return ids, scores, None
     return ids, scores, Cursor(float(scores[-1]), int(ids[-1]), served + len(ids),
-                               ranking.fingerprint())
+                               order.fingerprint())

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "serve": "server.commands:serve",
     "create-user": "server.commands:create_user",
     "db": "server.commands:db",
+    "worker": "server.jobs.cli:worker",
 }
 
 

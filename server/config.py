@@ -11,6 +11,10 @@
 | ``GALSEARCH_INSTANCE`` | the instance folder (database, secret key, caches) | ``instance/`` beside the package |
 | ``GALSEARCH_COOKIE_SECURE`` | send the session cookie over HTTPS only (``1``/``0``) | ``1`` in production, ``0`` in development |
 | ``GALSEARCH_MAX_UPLOAD_MB`` | largest request body | 16 |
+| ``GALSEARCH_JOB_LEASE_S`` | how long a worker's claim on a job lasts without a heartbeat (renewed every quarter of it) | 30 |
+| ``GALSEARCH_PROBE_DEBOUNCE_LABELS`` | label changes after which a campaign's probe is retrained at once | 8 |
+| ``GALSEARCH_PROBE_DEBOUNCE_S`` | otherwise, seconds after the campaign's last label change | 1.5 |
+| ``GALSEARCH_PROBE_UNLABELED`` | unlabeled objects drawn as weak negatives for each probe | 2000 |
 
 The instance folder holds what belongs to one installation and is never committed.
 """
@@ -63,6 +67,16 @@ def _megabytes(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number of megabytes") from None
     if value < 0:
         raise ConfigError(f"{name} must not be negative")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    try:
+        value = float(env.get(name, default))
+    except ValueError:
+        raise ConfigError(f"{name} must be a number") from None
+    if not value >= minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
 
 
@@ -133,6 +147,11 @@ def load_config(instance_path: Path, env: Mapping[str, str] | None = None,
         # run pending migrations when the app starts (off for `galsearch db ...`)
         "AUTO_UPGRADE_DATABASE": True,
         "MAX_CONTENT_LENGTH": int(max_upload_mb * 1024 * 1024),
+        # background jobs and the probe (server.jobs, server.probe)
+        "JOB_LEASE_S": _number(env, "GALSEARCH_JOB_LEASE_S", 30, 1),
+        "PROBE_DEBOUNCE_LABELS": int(_number(env, "GALSEARCH_PROBE_DEBOUNCE_LABELS", 8, 1)),
+        "PROBE_DEBOUNCE_S": _number(env, "GALSEARCH_PROBE_DEBOUNCE_S", 1.5, 0),
+        "PROBE_UNLABELED": int(_number(env, "GALSEARCH_PROBE_UNLABELED", 2000, 0)),
         "SESSION_COOKIE_NAME": SESSION_COOKIE_NAME,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -4,7 +4,9 @@ Every write goes through :func:`write_labels`, which makes the API idempotency-f
 writing the value a label already has changes nothing and records nothing (so a client may
 safely retry), and each real change appends one :class:`~server.models.LabelHistory` row with
 the old and new value. All changes of one call share a ``batch`` id and commit together (a
-bulk write is atomic: all of it or none).
+bulk write is atomic: all of it or none). A write that changed something also marks the
+campaign's probe for retraining in the same transaction
+(:func:`server.probe.schedule.mark_for_retraining`).
 
 :func:`undo_last` reverts the caller's most recent batch in a campaign that has not been
 undone yet, by writing the inverse changes as new history rows that point at the rows they
@@ -31,6 +33,7 @@ from sqlalchemy.orm import aliased
 from server.database import utcnow
 from server.extensions import db
 from server.models import Label, LabelAction, LabelHistory, LabelValue
+from server.probe.schedule import mark_for_retraining
 
 MAX_BULK_LABELS = 1000
 _IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's bound-parameter limit
@@ -118,6 +121,9 @@ def _commit_with_retry(campaign_id: int, user_id: int, plan) -> list[LabelState]
     for attempt in range(2):
         try:
             states = _apply(campaign_id, user_id, plan())
+            changed = sum(state.changed for state in states)
+            if changed:  # last, so that the queued job's row is locked only until the commit
+                mark_for_retraining(campaign_id, changed)
             db.session.commit()
             return states
         except IntegrityError:

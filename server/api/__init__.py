@@ -8,9 +8,11 @@ from server.api import (
     campaigns,
     candidates,
     imports,
+    jobs,
     labels,
     members,
     objects,
+    probe,
     seeds,
     session,
     team,
@@ -19,7 +21,7 @@ from server.api import (
 )
 
 BLUEPRINTS = (session.bp, tokens.bp, users.bp, campaigns.bp, members.bp, labels.bp, seeds.bp,
-              candidates.bp, objects.bp, team.bp, imports.bp)
+              candidates.bp, objects.bp, team.bp, jobs.bp, probe.bp, imports.bp)
 
 
 def register_blueprints(app: APIFlask) -> None:

@@ -20,6 +20,8 @@ from server.candidates import (
 )
 from server.extensions import db
 from server.models import CampaignSeed, Label, Role, SeedKind
+from server.probe.serving import candidate_order
+from server.probe.settings import ProbeCampaignSettings
 from server.schemas.candidates import CandidatePageOut, CandidateQuery
 from server.sources import current_bundle, current_source_types, current_survey
 from server.teams.handout import decode_cursor, hand_out
@@ -59,7 +61,7 @@ def query_seeds(bundle: SearchBundle, seeds: list[CampaignSeed]) -> tuple[list[Q
 @bp.input(CandidateQuery, location="query", arg_name="query")
 @bp.output(CandidatePageOut)
 @bp.doc(security=SIGNED_IN, responses={
-    409: "no usable seeds, or the seeds or settings changed since the cursor was made",
+    409: "no usable seeds, or the seeds, settings or probe changed since the cursor was made",
     503: "the server has no search bundle"})
 def candidates(campaign_id: int, query: dict) -> dict:
     """A page of candidates (members)
@@ -68,6 +70,11 @@ def candidates(campaign_id: int, query: dict) -> dict:
     objects already labeled in the campaign, with the magnitude window and catalog filters of
     the campaign's settings (or of the query). Pages follow `next_cursor`; they neither repeat
     nor skip objects while others label.
+
+    Once the campaign has a probe (retrained in the background as labels come in), pages
+    follow the newest probe instead (`order: probe`, `probe_version`), under the campaign's
+    `probe_strategy` or the query's `strategy`, and `score` is the probe's probability. A
+    cursor from before a newer probe answers 409: start again from the first page.
 
     In a campaign with `handout` set, a labeler's pages are handed out: each object goes to at
     most `overlap` labelers at a time and returns to the pool when not labeled within
@@ -94,6 +101,8 @@ def candidates(campaign_id: int, query: dict) -> dict:
         abort(422, str(error))
     ranking = Ranking(tuple(usable), query.get("mag_window", settings.get("mag_window")),
                       allowed, filter_key)
+    chosen = candidate_order(campaign_id, bundle, ranking,
+                             query.get("strategy", ProbeCampaignSettings.of(settings).strategy))
     rules = TeamRules.of(settings)
     handing_out = rules.handout and role.rank >= Role.LABELER.rank  # viewers only look
     cursor = after = None
@@ -102,7 +111,7 @@ def candidates(campaign_id: int, query: dict) -> dict:
             if handing_out:
                 after = decode_cursor(query["cursor"])
             else:
-                cursor = Cursor.decode(query["cursor"], ranking.fingerprint())
+                cursor = Cursor.decode(query["cursor"], chosen.order.fingerprint())
         except InvalidCursor as error:
             abort(422, str(error), extra_data={"errors": {"query": {"cursor": [str(error)]}}})
         except StaleCursor as error:
@@ -110,7 +119,7 @@ def candidates(campaign_id: int, query: dict) -> dict:
     expires = None
     if handing_out:
         handed = hand_out(campaign_id, current_user().id, rules, query["limit"], after or 0,
-                          lambda exclude, k: page(bundle, ranking, k, exclude, None)[:2])
+                          lambda exclude, k: page(bundle, chosen.order, k, exclude, None)[:2])
         ids = np.array([h.object_id for h in handed.items], dtype=np.int64)
         scores = [h.score for h in handed.items]
         expires = [h.expires_at for h in handed.items]
@@ -118,8 +127,9 @@ def candidates(campaign_id: int, query: dict) -> dict:
     else:
         labeled = np.fromiter(db.session.scalars(select(Label.object_id).where(
             Label.campaign_id == campaign_id).distinct()), dtype=np.int64)
-        ids, scores, next_cursor = page(bundle, ranking, query["limit"], labeled, cursor)
+        ids, scores, next_cursor = page(bundle, chosen.order, query["limit"], labeled, cursor)
         next_text = next_cursor.encode() if next_cursor else None
+    scores = chosen.shown_scores(ids, np.asarray(scores, dtype=np.float64))
     catalog = survey.catalog(["ra", "dec"], ids) if len(ids) else {"ra": [], "dec": []}
     mags = np.asarray(bundle.mag_r)[ids] if len(ids) else []
     items = [{"object_id": int(i), "score": float(s), "ra": float(ra), "dec": float(dec),
@@ -127,5 +137,7 @@ def candidates(campaign_id: int, query: dict) -> dict:
               "handed_out_until": expires[n] if expires else None}
              for n, (i, s, ra, dec, m) in enumerate(zip(ids, scores, catalog["ra"],
                                                         catalog["dec"], mags, strict=True))]
-    return {"items": items, "next_cursor": next_text, "order": "similarity",
-            "skipped_seeds": skipped}
+    return {"items": items, "next_cursor": next_text,
+            "order": "similarity" if chosen.run is None else "probe",
+            "probe_version": None if chosen.run is None else chosen.run.version,
+            "strategy": chosen.strategy, "skipped_seeds": skipped}

@@ -1,7 +1,9 @@
 """The SQL models. Importing this package registers every table on ``db.metadata``."""
 
 from server.models.campaigns import Campaign, CampaignSeed, Membership, Role, SeedKind
+from server.models.jobs import Job, JobStatus
 from server.models.labels import Label, LabelAction, LabelHistory, LabelValue
+from server.models.probes import ProbeRun
 from server.models.teams import Handout, SourceLabel
 from server.models.users import ApiToken, User
 
@@ -10,11 +12,14 @@ __all__ = [
     "Campaign",
     "CampaignSeed",
     "Handout",
+    "Job",
+    "JobStatus",
     "Label",
     "LabelAction",
     "LabelHistory",
     "LabelValue",
     "Membership",
+    "ProbeRun",
     "Role",
     "SeedKind",
     "SourceLabel",

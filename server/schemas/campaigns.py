@@ -7,6 +7,7 @@ from apiflask.fields import Boolean, DateTime, Enum, Float, Integer, List, Neste
 from apiflask.validators import Length, OneOf, Range
 from marshmallow import ValidationError, validates_schema
 
+from ml.probe.orders import STRATEGIES as PROBE_STRATEGIES
 from server.models.campaigns import CAMPAIGN_NAME_MAX, CAMPAIGN_TARGET_MAX, Role
 from server.models.users import USERNAME_MAX
 from server.teams.rules import MAX_HANDOUT_MINUTES, MAX_OVERLAP, TIE_RULES
@@ -30,6 +31,14 @@ class CampaignSettingsSchema(Schema):
                         validate=Length(max=32),
                         metadata={"description": "catalog source types to show (for "
                                                  "example DEV, EXP, REX, SER); null: all"})
+    # the campaign's probe (server.probe.settings documents each, with its default)
+    probe_strategy = String(allow_none=True, validate=OneOf(PROBE_STRATEGIES), metadata={
+        "description": "the order of candidate pages once a probe is trained: 'top' (highest "
+                       "probability first, the default), 'uncertainty' (nearest 0.5 first) or "
+                       "'mix' (the two alternated)"})
+    probe_unlabeled_weight = Float(allow_none=True, validate=Range(min=0, max=1), metadata={
+        "description": "weight of each unlabeled object drawn as a weak negative, relative to "
+                       "a rejected object (default 0.1; 0: none)"})
     # team campaigns (server.teams.rules documents each, with its default)
     handout = Boolean(allow_none=True, metadata={
         "description": "hand candidate pages out, so that labelers do not get the same objects "

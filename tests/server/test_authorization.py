@@ -20,15 +20,18 @@ import pytest
 from server.auth.tokens import create_token
 from server.database import utcnow
 from server.extensions import db
+from server.jobs.queue import enqueue
 from server.models import (
     CampaignSeed,
     Label,
     LabelValue,
+    ProbeRun,
     Role,
     SeedKind,
     SourceLabel,
     User,
 )
+from server.probe.serving import bundle_sha256
 from server.sources import sources
 
 ROLES = ("anonymous", "nonmember", "viewer", "labeler", "owner", "admin")
@@ -74,6 +77,7 @@ class World:
     owner_token: int
     owner_seed: int
     cutout_npy: bytes  # an uploadable cutout
+    job: int = 0  # a queued probe job (the campaign also has probe version 1)
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,19 @@ ENDPOINTS = [
     Endpoint("DELETE", f"{C}/seeds/<int:seed_id>",
              lambda w: f"/api/campaigns/{w.campaign}/seeds/{w.owner_seed}",
              _expect(401, 404, 403, 403, 204, 204)),
+    # background jobs and the probe
+    Endpoint("GET", f"{C}/jobs", lambda w: f"/api/campaigns/{w.campaign}/jobs", readers(200)),
+    Endpoint("GET", f"{C}/jobs/<int:job_id>",
+             lambda w: f"/api/campaigns/{w.campaign}/jobs/{w.job}", readers(200)),
+    Endpoint("POST", f"{C}/jobs/<int:job_id>/cancel",
+             lambda w: f"/api/campaigns/{w.campaign}/jobs/{w.job}/cancel", owners(200)),
+    Endpoint("GET", f"{C}/probe", lambda w: f"/api/campaigns/{w.campaign}/probe", readers(200)),
+    Endpoint("GET", f"{C}/probe/runs", lambda w: f"/api/campaigns/{w.campaign}/probe/runs",
+             readers(200)),
+    Endpoint("GET", f"{C}/probe/runs/<int:version>",
+             lambda w: f"/api/campaigns/{w.campaign}/probe/runs/1", readers(200)),
+    Endpoint("POST", f"{C}/probe/retrain",
+             lambda w: f"/api/campaigns/{w.campaign}/probe/retrain", labelers(202)),
     Endpoint("GET", f"{C}/candidates", lambda w: f"/api/campaigns/{w.campaign}/candidates",
              readers(200)),
     # team campaigns: members read consensus, agreement and progress
@@ -193,10 +210,17 @@ def build_world(people, app) -> World:
         db.session.add(seed)
         db.session.add(SourceLabel(campaign_id=campaign, object_id=2, source="catalog",
                                    value=LabelValue.ACCEPT))
+        bundle = sources(app).bundle
+        db.session.add(ProbeRun(
+            campaign_id=campaign, version=1, bundle_sha256=bundle_sha256(bundle),
+            representation="prehead", dim=bundle.dim, coef=np.ones(bundle.dim, "<f4").tobytes(),
+            intercept=0.0, C=1.0, n_positive=1, n_negative=1, n_unlabeled=0,
+            unlabeled_weight=0.0))
+        job = enqueue(db.session, "probe", campaign_id=campaign, coalesce_key="probe:matrix")
         db.session.commit()
         buffer = io.BytesIO()
         np.save(buffer, sources(app).survey.read_images([7])[0])
-        return World(campaign, dict(people.ids), token.id, seed.id, buffer.getvalue())
+        return World(campaign, dict(people.ids), token.id, seed.id, buffer.getvalue(), job=job)
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
