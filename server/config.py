@@ -11,6 +11,7 @@
 | ``GALSEARCH_INSTANCE`` | the instance folder (database, secret key, caches) | ``instance/`` beside the package |
 | ``GALSEARCH_COOKIE_SECURE`` | send the session cookie over HTTPS only (``1``/``0``) | ``1`` in production, ``0`` in development |
 | ``GALSEARCH_MAX_UPLOAD_MB`` | largest request body | 16 |
+| ``GALSEARCH_EXPORTS_DIR`` | where export files are written (the web server and the workers must share it) | ``exports`` in the instance folder |
 | ``GALSEARCH_JOB_LEASE_S`` | how long a worker's claim on a job lasts without a heartbeat (renewed every quarter of it) | 30 |
 | ``GALSEARCH_PROBE_DEBOUNCE_LABELS`` | label changes after which a campaign's probe is retrained at once | 8 |
 | ``GALSEARCH_PROBE_DEBOUNCE_S`` | otherwise, seconds after the campaign's last label change | 1.5 |
@@ -144,6 +145,8 @@ def load_config(instance_path: Path, env: Mapping[str, str] | None = None,
         "SURVEY_PATH": env.get("GALSEARCH_SURVEY") or None,
         "CUTOUT_CACHE_DIR": str(instance_path / "cutouts"),
         "CUTOUT_CACHE_MAX_MB": cutout_cache_mb,
+        # export files, one folder per campaign (server.exports.files)
+        "EXPORTS_DIR": env.get("GALSEARCH_EXPORTS_DIR") or str(instance_path / "exports"),
         # run pending migrations when the app starts (off for `galsearch db ...`)
         "AUTO_UPGRADE_DATABASE": True,
         "MAX_CONTENT_LENGTH": int(max_upload_mb * 1024 * 1024),

@@ -7,6 +7,7 @@ from apiflask import APIFlask
 from server.api import (
     campaigns,
     candidates,
+    exports,
     imports,
     jobs,
     labels,
@@ -21,7 +22,7 @@ from server.api import (
 )
 
 BLUEPRINTS = (session.bp, tokens.bp, users.bp, campaigns.bp, members.bp, labels.bp, seeds.bp,
-              candidates.bp, objects.bp, team.bp, jobs.bp, probe.bp, imports.bp)
+              candidates.bp, objects.bp, team.bp, jobs.bp, probe.bp, imports.bp, exports.bp)
 
 
 def register_blueprints(app: APIFlask) -> None:

@@ -1,6 +1,7 @@
 """The SQL models. Importing this package registers every table on ``db.metadata``."""
 
 from server.models.campaigns import Campaign, CampaignSeed, Membership, Role, SeedKind
+from server.models.exports import Export
 from server.models.jobs import Job, JobStatus
 from server.models.labels import Label, LabelAction, LabelHistory, LabelValue
 from server.models.probes import ProbeRun
@@ -11,6 +12,7 @@ __all__ = [
     "ApiToken",
     "Campaign",
     "CampaignSeed",
+    "Export",
     "Handout",
     "Job",
     "JobStatus",

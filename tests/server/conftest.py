@@ -163,7 +163,8 @@ def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     else:
         url = request.getfixturevalue("postgres").create_database()
     app = create_app(app_config(url, BUNDLE_PATH=str(bundle_path),
-                                CUTOUT_CACHE_DIR=str(tmp_path_factory.mktemp("cutouts"))))
+                                CUTOUT_CACHE_DIR=str(tmp_path_factory.mktemp("cutouts")),
+                                EXPORTS_DIR=str(tmp_path_factory.mktemp("exports"))))
     yield app
     with app.app_context():
         db.engine.dispose()
@@ -297,6 +298,7 @@ def make_app(tmp_path: Path) -> Iterator[Callable[..., APIFlask]]:
     def make(url: str | None = None, **settings: Any) -> APIFlask:
         app = create_app(app_config(url or f"sqlite:///{tmp_path / 'own.db'}",
                                     **{"CUTOUT_CACHE_DIR": str(tmp_path / "cutouts"),
+                                       "EXPORTS_DIR": str(tmp_path / "exports"),
                                        **settings}))
         made.append(app)
         return app

@@ -19,6 +19,7 @@ import pytest
 
 from server.auth.tokens import create_token
 from server.database import utcnow
+from server.exports.files import FORMATS, atomic_output, export_path
 from server.extensions import db
 from server.jobs.queue import enqueue
 from server.models import (
@@ -31,6 +32,7 @@ from server.models import (
     SourceLabel,
     User,
 )
+from server.models.exports import Export
 from server.probe.serving import bundle_sha256
 from server.sources import sources
 
@@ -78,6 +80,7 @@ class World:
     owner_seed: int
     cutout_npy: bytes  # an uploadable cutout
     job: int = 0  # a queued probe job (the campaign also has probe version 1)
+    export: int = 0  # a finished export of the owner's, with its file
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,17 @@ ENDPOINTS = [
              readers(200)),
     Endpoint("DELETE", f"{C}/sources/<source>",
              lambda w: f"/api/campaigns/{w.campaign}/sources/catalog", owners(204)),
+    # exports: labelers start them, members read and download, owners or their maker delete
+    Endpoint("POST", f"{C}/exports", lambda w: f"/api/campaigns/{w.campaign}/exports",
+             labelers(202), lambda me: {"format": "csv"}),
+    Endpoint("GET", f"{C}/exports", lambda w: f"/api/campaigns/{w.campaign}/exports",
+             readers(200)),
+    Endpoint("GET", f"{C}/exports/<int:export_id>",
+             lambda w: f"/api/campaigns/{w.campaign}/exports/{w.export}", readers(200)),
+    Endpoint("GET", f"{C}/exports/<int:export_id>/file",
+             lambda w: f"/api/campaigns/{w.campaign}/exports/{w.export}/file", readers(200)),
+    Endpoint("DELETE", f"{C}/exports/<int:export_id>",
+             lambda w: f"/api/campaigns/{w.campaign}/exports/{w.export}", owners(204)),
     Endpoint("GET", "/api/objects/<int:object_id>", lambda w: "/api/objects/3", signed_in(200)),
     Endpoint("GET", "/api/objects/<int:object_id>/cutout.png",
              lambda w: "/api/objects/3/cutout.png?size=32", signed_in(200)),
@@ -217,10 +231,19 @@ def build_world(people, app) -> World:
             intercept=0.0, C=1.0, n_positive=1, n_negative=1, n_unlabeled=0,
             unlabeled_weight=0.0))
         job = enqueue(db.session, "probe", campaign_id=campaign, coalesce_key="probe:matrix")
+        export = Export(campaign_id=campaign, format="csv", created_by_id=people.ids["olga"],
+                        row_count=1)
+        db.session.add(export)
+        db.session.flush()
+        written = atomic_output(export_path(app.config["EXPORTS_DIR"], campaign, export.id,
+                                            FORMATS["csv"]),
+                                lambda path: path.write_text("object_id\n1\n"))
+        export.byte_size, export.sha256 = written.byte_size, written.sha256
         db.session.commit()
         buffer = io.BytesIO()
         np.save(buffer, sources(app).survey.read_images([7])[0])
-        return World(campaign, dict(people.ids), token.id, seed.id, buffer.getvalue(), job=job)
+        return World(campaign, dict(people.ids), token.id, seed.id, buffer.getvalue(), job=job,
+                     export=export.id)
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
@@ -240,6 +263,7 @@ def test_matrix(endpoint: Endpoint, people, app) -> None:
             kwargs["data"] = endpoint.form(world)
         response = caller.open(endpoint.method, endpoint.path(world), **kwargs)
         statuses[role] = response.status_code
+        response.close()  # a file download's stream
         if response.status_code >= 400 and endpoint.rule != "/api/docs":
             assert set(response.json) >= {"status", "title", "detail"}, (role, response.json)
     assert statuses == endpoint.expected
