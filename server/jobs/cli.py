@@ -36,10 +36,12 @@ def worker(once: bool, poll: float, kinds: list[str], lease: float | None) -> No
     job finishes or is handed back to the queue.
     """
     from server.commands import _app
+    from server.extensions import db
     from server.jobs.worker import Worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    runner = Worker(_app(), kinds, poll_s=poll, lease_s=lease)
+    app = _app()
+    runner = Worker(app, kinds, poll_s=poll, lease_s=lease)
 
     def stop(signum: int, frame: object) -> None:
         click.echo(f"{signal.Signals(signum).name}: stopping after the current job", err=True)
@@ -48,7 +50,12 @@ def worker(once: bool, poll: float, kinds: list[str], lease: float | None) -> No
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    count = runner.run(once=once)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        count = runner.run(once=once)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        with app.app_context():
+            db.engine.dispose()
     click.echo(f"worker stopped after {count} job(s)", err=True)

@@ -7,6 +7,7 @@ so that another process can tell the job is running). Every start is recorded in
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -37,3 +38,17 @@ def sleepy(job: ClaimedJob, context: JobContext) -> Outcome:
     if failure == "permanent":
         raise JobError("this job cannot work: the payload says so")
     return Outcome(result={"attempt": job.attempt})
+
+
+def slow_probe(job: ClaimedJob, context: JobContext) -> Outcome:
+    """The real probe handler after a pause on its first attempt (long enough to be killed
+    mid-run); the pause starts by writing the file named by GALSEARCH_TEST_MARKER."""
+    from server.probe.task import run_probe_job
+
+    if job.attempt == 1:
+        Path(os.environ["GALSEARCH_TEST_MARKER"]).write_text(str(job.id))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            context.check()
+            time.sleep(STEP_S)
+    return run_probe_job(job, context)

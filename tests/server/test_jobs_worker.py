@@ -134,3 +134,24 @@ def test_several_workers_never_run_the_same_job(app):
     assert sorted(ran) == ids
     assert len({thread for _, _, thread in job_handlers.RUNS}) > 1
     assert all(j.status == JobStatus.SUCCEEDED and j.attempts == 1 for j in jobs(app))
+
+
+def test_the_worker_command(people, app, monkeypatch, tmp_path):
+    """`galsearch worker --once` builds the app from the environment and runs what is due."""
+    from click.testing import CliRunner
+    from probe_testing import labeled_campaign, probe_jobs
+
+    from server.cli import main
+
+    alice, cid = labeled_campaign(people)
+    alice.post(f"/api/campaigns/{cid}/probe/retrain")
+    for name, value in {"DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+                        "GALSEARCH_BUNDLE": app.config["BUNDLE_PATH"],
+                        "GALSEARCH_INSTANCE": str(tmp_path), "SECRET_KEY": "test"}.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, ["worker", "--once", "--kinds", "probe", "--lease", "5"])
+    assert result.exit_code == 0, result.output
+    assert "worker stopped after 1 job(s)" in result.output
+    assert [j.status for j in probe_jobs(app, cid)] == [JobStatus.SUCCEEDED]
+    bad = CliRunner().invoke(main, ["worker", "--kinds", "probe,mail"])
+    assert bad.exit_code == 2 and "unknown kinds ['mail']" in bad.output
