@@ -18,6 +18,7 @@ from server.imports import (
     parse_table,
 )
 from server.models import Role, SourceLabel
+from server.probe.schedule import mark_for_retraining
 from server.schemas.imports import ImportIn, ImportReportOut, SourceOut
 from server.sources import current_bundle, current_sky
 
@@ -71,6 +72,9 @@ def import_table(campaign_id: int, form: dict) -> dict:
     except ImportFileError as error:
         db.session.rollback()
         _file_error(str(error))
+    if into == "labels" and written and not form["dry_run"]:
+        # source labels change the consensus the probe trains on
+        mark_for_retraining(campaign_id, written)
     db.session.commit()
     return {"into": into, "source": form.get("source"), "dry_run": form["dry_run"],
             "rows": report.rows, "matched": len(report.matched_rows), "written": written,
@@ -112,5 +116,6 @@ def delete_source(campaign_id: int, source: str) -> tuple[str, int]:
         SourceLabel.campaign_id == campaign_id, SourceLabel.source == source)).rowcount
     if not removed:
         abort(404, f"campaign {campaign_id} has no labels from source {source!r}")
+    mark_for_retraining(campaign_id, removed)
     db.session.commit()
     return "", 204

@@ -1,10 +1,13 @@
 """What a campaign's probe learns from: :func:`training_labels`, the one source of its labels.
 
-Labels are per user. Until campaigns derive a consensus, an object is a positive when someone
-accepted it and nobody rejected it, a negative when someone rejected it and nobody accepted it,
-and disputed (left out, and never drawn as a weak negative) when people disagree; ``unsure``
-labels count for neither class. A campaign's object and sky seeds are positives unless someone
-rejected them; uploaded-cutout seeds add their vectors (when made by the bundle's model).
+The probe trains on the campaign's consensus (:mod:`server.teams.consensus`): an object is a
+positive when its consensus is accept, a negative when it is reject, and disputed (left out,
+and never drawn as a weak negative) when it has votes but no accept/reject consensus (an
+``unsure`` majority, a tie under the campaign's tie rule, or fewer votes than its minimum).
+Labels imported from a named source count through the consensus, for objects the team has not
+voted on enough. A campaign's object and sky seeds are positives unless the consensus rejects
+them or disputes them; uploaded-cutout seeds add their vectors (when made by the bundle's
+model).
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import numpy as np
 from sqlalchemy import func, select
 
 from server.extensions import db
-from server.models import CampaignSeed, Label, LabelHistory, LabelValue, SeedKind
+from server.models import Campaign, CampaignSeed, LabelHistory, LabelValue, SeedKind
+from server.teams.consensus import consensus_select
+from server.teams.rules import TeamRules
 
 
 @dataclass(frozen=True)
@@ -33,16 +38,19 @@ def label_watermark(campaign_id: int) -> int:
 
 
 def training_labels(campaign_id: int) -> CampaignLabels:
-    """The campaign's accept and reject labels as the probe's two classes (module docstring)."""
+    """The campaign's consensus as the probe's two classes (module docstring)."""
     watermark = label_watermark(campaign_id)  # first: the labels read next include it
-    rows = db.session.execute(select(Label.object_id, Label.value).where(
-        Label.campaign_id == campaign_id,
-        Label.value.in_([LabelValue.ACCEPT, LabelValue.REJECT]))).all()
-    accepted = np.array([r.object_id for r in rows if r.value == LabelValue.ACCEPT], np.int64)
-    rejected = np.array([r.object_id for r in rows if r.value == LabelValue.REJECT], np.int64)
-    disputed = np.intersect1d(accepted, rejected)
-    return CampaignLabels(np.setdiff1d(accepted, disputed), np.setdiff1d(rejected, disputed),
-                          disputed, watermark)
+    settings = db.session.scalar(select(Campaign.settings).where(Campaign.id == campaign_id))
+    rows = consensus_select(campaign_id, TeamRules.of(settings)).subquery()
+    result = db.session.execute(select(rows.c.object_id, rows.c.consensus)).all()
+
+    def ids(keep) -> np.ndarray:
+        return np.array(sorted(r.object_id for r in result if keep(r.consensus)), np.int64)
+
+    return CampaignLabels(ids(lambda v: v == LabelValue.ACCEPT),
+                          ids(lambda v: v == LabelValue.REJECT),
+                          ids(lambda v: v not in (LabelValue.ACCEPT, LabelValue.REJECT)),
+                          watermark)
 
 
 @dataclass(frozen=True)

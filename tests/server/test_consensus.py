@@ -11,6 +11,7 @@ from sqlalchemy import update
 from server.database import utcnow
 from server.extensions import db
 from server.models import Label, LabelHistory, LabelValue, Role, SourceLabel
+from server.probe.labels import training_labels
 from server.teams.consensus import consensus_labels
 from server.teams.rules import TeamRules
 
@@ -145,3 +146,15 @@ def test_progress_shows_outstanding_hand_outs(people):
     body = alice.get(f"/api/campaigns/{cid}/progress").json
     assert {p["user"]["username"]: p["outstanding"] for p in body["labelers"]} == \
         {"alice": 3, "olga": 0}
+
+
+def test_the_probe_trains_on_the_consensus(people):
+    cid = people.campaign("olga", {n: Role.LABELER for n in LABELERS},
+                          settings={"consensus_tie": "none"})
+    add_votes(people, cid, VOTES, SOURCES)
+    with people.app.app_context():
+        labels = training_labels(cid)
+    # 1: two accepts beat a reject; 6: bob's accept beats the catalog; 7: the catalog alone
+    assert labels.positive.tolist() == [1, 6, 7]
+    assert labels.negative.tolist() == [4]
+    assert labels.disputed.tolist() == [2, 3, 5, 8]  # ties, an unsure majority

@@ -16,7 +16,7 @@ from ml.survey import Survey
 from ml.survey_writer import SurveyWriter
 from server.extensions import db
 from server.imports import ImportFileError, match, parse_table
-from server.models import CampaignSeed, Role, SeedKind, SourceLabel
+from server.models import CampaignSeed, Job, Role, SeedKind, SourceLabel
 from server.sky_match import SkyMatcher
 from server.sources import sources
 
@@ -136,6 +136,9 @@ def test_a_catalog_of_known_objects_becomes_source_labels_and_consensus(people):
     consensus = olga.get(f"/api/campaigns/{cid}/consensus").json["items"]
     assert [(c["object_id"], c["consensus"], c["basis"]) for c in consensus] == \
         [(5, "unsure", "source"), (7, "accept", "labels")]
+    with people.app.app_context():  # imported labels queue a probe run
+        assert db.session.scalar(select(Job.requests).where(
+            Job.campaign_id == cid, Job.kind == "probe", Job.status == "queued")) >= 3
     listed = olga.get(f"/api/campaigns/{cid}/sources").json
     assert [(s["source"], s["objects"], s["counts"]) for s in listed] == \
         [("Jacobs+2019", 2, {"accept": 0, "reject": 1, "unsure": 1})]
