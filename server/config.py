@@ -29,6 +29,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from ml.probe.data import DEFAULT_UNLABELED_COUNT
+
 ENVIRONMENTS = ("development", "production")
 SECRET_KEY_FILE = "secret_key"
 DEFAULT_DATABASE_FILE = "galsearch.db"
@@ -154,7 +156,8 @@ def load_config(instance_path: Path, env: Mapping[str, str] | None = None,
         "JOB_LEASE_S": _number(env, "GALSEARCH_JOB_LEASE_S", 30, 1),
         "PROBE_DEBOUNCE_LABELS": int(_number(env, "GALSEARCH_PROBE_DEBOUNCE_LABELS", 8, 1)),
         "PROBE_DEBOUNCE_S": _number(env, "GALSEARCH_PROBE_DEBOUNCE_S", 1.5, 0),
-        "PROBE_UNLABELED": int(_number(env, "GALSEARCH_PROBE_UNLABELED", 2000, 0)),
+        "PROBE_UNLABELED": int(_number(env, "GALSEARCH_PROBE_UNLABELED",
+                                       DEFAULT_UNLABELED_COUNT, 0)),
         "SESSION_COOKIE_NAME": SESSION_COOKIE_NAME,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

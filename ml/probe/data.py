@@ -13,10 +13,15 @@ the index ranks), so the probe's x . w is the score the ranking re-computes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ml.index.query import Searcher
+if TYPE_CHECKING:  # numpy only at import: the server's settings read the defaults below
+    from ml.index.query import Searcher
+
+DEFAULT_UNLABELED_COUNT = 2000  # weak negatives drawn per probe
+DEFAULT_UNLABELED_WEIGHT = 0.1  # each counts a tenth of a person's reject
 
 
 class ProbeDataError(ValueError):

@@ -10,9 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ml.probe import DEFAULT_STRATEGY, STRATEGIES
-
-DEFAULT_UNLABELED_WEIGHT = 0.1  # a random object counts a tenth of a person's reject
+from ml.probe import DEFAULT_STRATEGY, DEFAULT_UNLABELED_WEIGHT, STRATEGIES
 
 
 @dataclass(frozen=True)

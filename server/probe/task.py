@@ -1,7 +1,8 @@
 """Training a campaign's probe: the worker's ``probe`` job and the functions it is made of.
 
-:func:`train_campaign_probe` reads the campaign's labels and seeds (:mod:`server.probe.labels`),
-draws the weak negatives, fits the probe (:mod:`ml.probe`) and returns it unsaved;
+:func:`train_campaign_probe` reads the campaign's labels and seeds (:mod:`server.probe.labels`)
+and fits the probe (:func:`ml.probe.train_probe`, the recipe the campaign benchmark measures),
+returning it unsaved;
 :func:`store_probe_run` writes it as the campaign's next version. :func:`run_probe_job` is the
 job handler (:mod:`server.jobs.kinds`), :func:`retrain` the same steps in one call for scripts
 and tests. A campaign whose labels cannot train a probe (no reject yet, say) makes the job fail
@@ -14,13 +15,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ml.index import SearchBundle
-from ml.probe import Probe, ProbeDataError, ProbeSettings, assemble_training_set, fit_probe
+from ml.probe import Probe, ProbeDataError, ProbeLabels, train_probe
 from server.extensions import db
 from server.jobs.queue import ClaimedJob
 from server.jobs.worker import JobContext, JobError, Outcome
@@ -77,22 +77,16 @@ def train_campaign_probe(campaign_id: int, bundle: SearchBundle, unlabeled: int,
     labels = training_labels(campaign_id)
     model = bundle.manifest.get("checkpoint", {}).get("sha256")
     seeds = seed_positives(campaign_id, bundle.n, bundle.dim, model)
-    labeled = np.union1d(labels.negative, labels.disputed)
-    positives = np.union1d(labels.positive, np.setdiff1d(seeds.object_ids, labeled))
     timings["labels"] = time.perf_counter() - started
 
-    _step(context, 0.15, "reading representations")
+    probe_labels = ProbeLabels(labels.positive, labels.negative, labels.disputed,
+                               seeds.object_ids, seeds.vectors)
+    _step(context, 0.2, f"fitting ({len(probe_labels.positive_ids()) + len(seeds.vectors)} "
+                        f"positive, {len(labels.negative)} rejected, up to {unlabeled} "
+                        "unlabeled)")
     t0 = time.perf_counter()
-    data = assemble_training_set(
-        bundle, positives, labels.negative, unlabeled, settings.unlabeled_weight,
-        seed=campaign_id * 1_000_003 + labels.watermark, extra_positives=seeds.vectors,
-        exclude_from_unlabeled=np.union1d(labels.disputed, seeds.object_ids))
-    timings["vectors"] = time.perf_counter() - t0
-
-    _step(context, 0.3, f"fitting ({len(data.positives)} positive, {len(data.negatives)} "
-                        f"rejected, {len(data.unlabeled)} unlabeled)")
-    t0 = time.perf_counter()
-    probe = fit_probe(data, ProbeSettings(), seed=campaign_id)
+    probe = train_probe(bundle, probe_labels, unlabeled, settings.unlabeled_weight,
+                        seed=campaign_id * 1_000_003 + labels.watermark)
     timings["fit"] = time.perf_counter() - t0
     timings.update({f"fit_{k}": v for k, v in probe.timings_s.items()})
     timings["total"] = time.perf_counter() - started

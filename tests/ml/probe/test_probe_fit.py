@@ -8,12 +8,14 @@ from probe_testdata import toy_searcher
 
 from ml.probe import (
     ProbeDataError,
+    ProbeLabels,
     ProbeSettings,
     TrainingSet,
     assemble_training_set,
     balanced_weights,
     fit_probe,
     sample_unlabeled,
+    train_probe,
     unit_rows,
 )
 
@@ -150,3 +152,20 @@ def test_weak_negatives_with_zero_weight_take_no_part():
     zero = TrainingSet(data.positives, data.negatives, data.unlabeled, 0.0)
     settings = ProbeSettings(default_c=1.0, min_per_class_for_cv=10)
     np.testing.assert_allclose(fit_probe(zero, settings).coef, fit_probe(without, settings).coef)
+
+
+def test_campaign_recipe_counts_seeds_unless_rejected_and_never_draws_them():
+    searcher, labels = toy_searcher()
+    rare = np.flatnonzero(labels)
+    common = np.flatnonzero(~labels)
+    recipe = ProbeLabels(accepted=rare[:3], rejected=np.r_[common[:5], rare[4]],
+                         disputed=common[5:7], seed_ids=[rare[3], rare[4]],
+                         seed_vectors=np.ones((1, searcher.dim)))
+    assert recipe.positive_ids().tolist() == sorted(rare[:4].tolist())  # rare[4] was rejected
+    probe = train_probe(searcher, recipe, unlabeled_count=searcher.n, unlabeled_weight=0.1)
+    m = probe.metrics
+    assert (m["n_positive"], m["n_negative"]) == (5, 6)  # 4 ids and the uploaded vector
+    # every object but the labeled, disputed and seed ones was drawn
+    assert m["n_unlabeled"] == searcher.n - len(set(rare[:5]) | set(common[:7]))
+    again = train_probe(searcher, recipe, unlabeled_count=50, seed=3)
+    assert np.array_equal(again.coef, train_probe(searcher, recipe, 50, seed=3).coef)
