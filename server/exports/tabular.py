@@ -101,6 +101,15 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _column_text(column: Column, values: Sequence[Any]) -> list[str]:
+    """A column's CSV fields, converted a whole column at a time (as :func:`_text` would)."""
+    if column.kind == "float":
+        return [repr(v) if math.isfinite(v) else "" for v in np.asarray(values, float).tolist()]
+    if column.kind == "int" and isinstance(values, np.ndarray):
+        return [str(v) for v in values.tolist()]
+    return [_text(v) for v in values]
+
+
 def write_csv(path: Path, table: ExportTable, meta: dict, progress: Progress) -> int:
     """Write the export as CSV; returns the number of rows."""
     cols = columns(table)
@@ -109,8 +118,7 @@ def write_csv(path: Path, table: ExportTable, meta: dict, progress: Progress) ->
         writer = csv.writer(f)
         writer.writerow([c.name for c in cols])
         for batch in table.batches():
-            values = [c.get(batch) for c in cols]
-            writer.writerows([_text(v[i]) for v in values] for i in range(len(batch.object_ids)))
+            writer.writerows(zip(*(_column_text(c, c.get(batch)) for c in cols), strict=True))
             written += len(batch.object_ids)
             progress(written)
     return written
