@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 from apiflask import APIBlueprint, abort
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from server.auth.access import campaign_access
 from server.auth.identity import SIGNED_IN, current_user
+from server.exports.files import campaign_exports_dir
 from server.extensions import db
 from server.models import Campaign, Membership, Role
 from server.schemas.campaigns import (
@@ -119,11 +122,13 @@ def update(campaign_id: int, body: dict) -> dict:
 def delete(campaign_id: int) -> tuple[str, int]:
     """Delete a campaign (owners)
 
-    Deletes its seeds, memberships, labels and label history with it.
+    Deletes its seeds, memberships, labels and label history with it, and its export files.
     """
     campaign, _ = campaign_access(campaign_id, Role.OWNER)
     db.session.delete(campaign)
     db.session.commit()
+    shutil.rmtree(campaign_exports_dir(current_app.config["EXPORTS_DIR"], campaign_id),
+                  ignore_errors=True)
     return "", 204
 
 

@@ -55,11 +55,16 @@ class ExportWriteError(OSError):
     """Writing the file failed; the message says why in words for the user."""
 
 
+def campaign_exports_dir(exports_root: str | os.PathLike, campaign_id: int) -> Path:
+    """The folder of a campaign's export files under the app's ``EXPORTS_DIR``."""
+    return Path(exports_root) / str(int(campaign_id))
+
+
 def export_path(exports_root: str | os.PathLike, campaign_id: int, export_id: int,
                 fmt: Format) -> Path:
-    """The final path of an export's file under the app's ``EXPORTS_DIR``."""
-    return (Path(exports_root) / str(int(campaign_id))
-            / f"export-{int(export_id)}.{fmt.extension}")
+    """The final path of an export's file."""
+    return campaign_exports_dir(exports_root, campaign_id) / \
+        f"export-{int(export_id)}.{fmt.extension}"
 
 
 def sha256_of(path: Path) -> str:

@@ -7,7 +7,7 @@ from apiflask.fields import DateTime, Dict, Enum, Float, Integer, List, Nested, 
 from apiflask.validators import OneOf, Range
 
 from server.models.campaigns import Role
-from server.schemas.labels import PAGE_LIMIT_MAX
+from server.schemas.labels import OBJECT_ID_MAX, PAGE_LIMIT_MAX
 from server.teams.consensus import BASIS_LABELS, BASIS_SOURCE, VALUES
 
 CONSENSUS_FILTERS = (*VALUES, "none")
@@ -21,7 +21,7 @@ class ConsensusQuery(Schema):
                        "rule)"})
     basis = String(validate=OneOf([BASIS_LABELS, BASIS_SOURCE]), metadata={
         "description": "only consensus from the team's labels, or only from imported sources"})
-    after = Integer(load_default=-1, validate=Range(min=-1), metadata={
+    after = Integer(load_default=-1, validate=Range(-1, OBJECT_ID_MAX), metadata={
         "description": "cursor: the next_after of the previous page (objects in id order)"})
     limit = Integer(load_default=200, validate=Range(1, PAGE_LIMIT_MAX))
 

@@ -297,3 +297,12 @@ def test_requests_are_checked_and_files_addressed_by_id_only(world):
     with world["app"].app_context():
         assert db.session.get(Export, queued["id"]) is None
     assert olga.get(f"{url}/{queued['id']}/file").status_code == 404
+
+
+def test_deleting_the_campaign_deletes_its_files(world, tmp_path):
+    olga = world["people"].session("olga")
+    export = run_export(world, olga, "csv")
+    folder = tmp_path / "exports" / str(world["cid"])
+    assert [p.name for p in folder.iterdir()] == [f"export-{export['id']}.csv"]
+    assert olga.delete(f"/api/campaigns/{world['cid']}").status_code == 204
+    assert not folder.exists()
