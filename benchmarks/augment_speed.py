@@ -1,7 +1,8 @@
 """Augmentation speed: one batch of the paper's augmentations against one backbone step.
 
-For a batch of 152-px cutouts, times :class:`ml.augment.Augment` (crop 96, resized to 64 as in
-the CPU demo, and unresized as in the paper; log-normal and uniform draws) and its parts, next
+For a batch of 152-px cutouts, times :class:`ml.augment.Augment` (crop 96 sampled onto 64 px,
+64 onto 32 px as in the CPU demo, and 96 px unresized as in the paper; log-normal and uniform
+draws) and its parts (the demo's), next
 to the baseline it must stay small against: the forward + backward pass of a torchvision
 ResNet-18 on the same batch of views, measured in the same run and on the same threads. MoCo
 augments every image twice per step, so "2 views / step" is the fraction of a training step the
@@ -83,7 +84,7 @@ def parts(aug, images, ebv, psf, noise, gen) -> dict[str, float]:
     from ml.augment import blur, geometry
     from ml.augment import noise as noise_mod
 
-    crop = aug.config.crop
+    crop, size = aug.config.crop, aug.config.view_size
     times: dict[str, float] = {}
 
     def timed(name, fn):
@@ -94,19 +95,20 @@ def parts(aug, images, ebv, psf, noise, gen) -> dict[str, float]:
 
     draw = timed("draw parameters", lambda: aug.draw(images.shape[0], gen))
     geom = draw.geometry
-    phase = timed("interpolation phases", lambda: geometry.phase_variance(geom, crop))
-    own = blur.own_psf_sigma_view(psf, geom.scale, phase)
+    phase = timed("interpolation phases", lambda: geometry.phase_variance(geom, crop, size))
+    own = blur.own_psf_sigma_view(psf, geom.zoom(), phase)
     sigma = blur.quadrature_sigma(draw.psf_sigma_pix, own)
     pad = blur.kernel_radius(sigma)
-    padded = timed("resample (grid_sample)", lambda: geometry.resample(images, geom, crop, pad))
-    views = timed("blur + crop (bmm)", lambda: blur.blur_crop(padded, sigma, crop, None))
+    padded = timed("resample (grid_sample)",
+                   lambda: geometry.resample(images, geom, crop, pad, size=size))
+    views = timed("blur + crop (bmm)", lambda: blur.blur_crop(padded, sigma, size, None))
     rho = timed("own-noise factor", lambda: noise_mod.own_noise_variance_factor(
         sigma, geom.matrix(), phase))
     add = blur.quadrature_sigma(draw.noise_sigma, (rho * noise**2).sqrt())
     views = timed("add noise (randn)", lambda: noise_mod.add_noise(views, add, gen))
     from ml.augment import finish_view
 
-    timed("stretch + resize", lambda: finish_view(views, aug.config.out_size, aug.stretch))
+    timed("stretch", lambda: finish_view(views, aug.stretch))
     times["blur margin px"] = pad
     return times
 
@@ -130,9 +132,10 @@ def main() -> None:
         "96 -> 64, lognormal": AugmentConfig(crop=96, out_size=64),
         "96 -> 64, uniform": AugmentConfig(crop=96, out_size=64, sampling="uniform"),
         "96, lognormal (paper)": AugmentConfig(crop=96),
+        "64 -> 32, lognormal (demo)": AugmentConfig(crop=64, out_size=32),
     }
     augments = {name: Augment(cfg) for name, cfg in cases.items()}
-    fns = {f"backbone {size}": backbone_step(batch, size) for size in (64, 96)}
+    fns = {f"backbone {size}": backbone_step(batch, size) for size in (32, 64, 96)}
     fns.update({name: (lambda aug=aug: aug(images, ebv, psf, noise, gen))
                 for name, aug in augments.items()})
     best = best_times(fns, repeats)
@@ -142,7 +145,7 @@ def main() -> None:
         rows.append({"case": name, "augment_s": t, "images_per_s": batch / t,
                      "backbone_step_s": step, "ratio_one_view": t / step,
                      "ratio_two_views": 2 * t / step})
-    demo = augments["96 -> 64, lognormal"]
+    demo = augments["64 -> 32, lognormal (demo)"]
     runs = [parts(demo, images, ebv, psf, noise, gen) for _ in range(repeats + 1)][1:]
     breakdown = {key: min(run[key] for run in runs) for key in runs[0]}
     load_after = os.getloadavg()[0]
@@ -155,7 +158,7 @@ def main() -> None:
         print(f"{r['case']:<24}{r['augment_s'] * 1e3:>8.0f}ms{r['images_per_s']:>10.0f}"
               f"{r['backbone_step_s'] * 1e3:>13.0f}ms{r['ratio_one_view']:>13.2f}"
               f"{r['ratio_two_views']:>14.2f}")
-    print("one call, 96 -> 64 lognormal, by step (best of the repeats):")
+    print("one call, 64 -> 32 lognormal (demo), by step (best of the repeats):")
     for name, seconds in breakdown.items():
         unit = "" if name == "blur margin px" else "ms"
         value = seconds if unit == "" else seconds * 1e3

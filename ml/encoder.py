@@ -1,7 +1,7 @@
 """The trained encoder: cutouts in nanomaggies -> representations, from a checkpoint alone.
 
 ``galsearch embed``, ``galsearch evaluate`` and the server's uploaded-cutout seeds all call
-:class:`Encoder`, so the preprocessing (central crop, arcsinh stretch, resize:
+:class:`Encoder`, so the preprocessing (central crop on the network's grid, arcsinh stretch:
 :func:`ml.augment.center_view` with the run's own augmentation settings) and the network cannot
 drift apart between them.
 
@@ -127,8 +127,9 @@ class Encoder:
 
     def embed_views(self, views: torch.Tensor, batch_size: int = 256,
                     progress: bool = False) -> dict[str, np.ndarray]:
-        """Representations of network-ready views (already stretched and resized, e.g. the
-        output of :class:`ml.augment.Augment`): the evaluation's augmented copies."""
+        """Representations of network-ready views (already on the network's grid and
+        stretched, e.g. the output of :class:`ml.augment.Augment`): the evaluation's augmented
+        copies."""
         return self._run(views, batch_size, progress, preprocess=False)
 
     @torch.inference_mode()

@@ -9,9 +9,10 @@ Order. The paper blurs after the rotation and scaling and before the jitter and 
 blur acts on the resampled view, after the jitter and crop too. An isotropic Gaussian commutes
 with rotations, flips and translations, so that changes nothing. Scaling does not commute with
 a fixed kernel: a zoom by s makes the own PSF s·σ_own output pixels wide, so the quadrature is
-done in output pixels with the own PSF as the view shows it: s·σ_own, widened in quadrature by
-the bilinear interpolation's own smoothing (:func:`own_psf_sigma_view`). The target is a PSF
-of the view, whose pixels stand for the survey's 0.262″ pixels.
+done in output pixels with the own PSF as the view shows it: s·σ_own / step, widened in
+quadrature by the bilinear interpolation's own smoothing (:func:`own_psf_sigma_view`). The
+target is a PSF of the view drawn in survey pixels (0.262″), converted to the view's pixels
+(``step`` survey pixels each when the view is smaller than its crop) by the caller.
 
 Speed. Every (object, band) has its own kernel. The separable blur of a (C + 2R)² view with
 margin R down to its central C² is two batched matrix products with banded (C + 2R) × C
@@ -51,20 +52,21 @@ def gaussian_taps(sigma_pix: torch.Tensor, radius: int) -> torch.Tensor:
     return taps / taps.sum(dim=-1, keepdim=True)
 
 
-def own_psf_sigma_view(psf_sigma_pix: torch.Tensor, scale: torch.Tensor,
+def own_psf_sigma_view(psf_sigma_pix: torch.Tensor, zoom: torch.Tensor,
                        phase_var: torch.Tensor) -> torch.Tensor:
     """The object's PSF σ as the resampled view shows it, in output pixels: (N, 3).
 
-    The zoom widens it by s, and the bilinear interpolation adds its mean phase variance
-    f(1 − f) (input px², averaged over both axes) in quadrature.
+    The bilinear interpolation adds its mean phase variance f(1 − f) (input px², averaged over
+    both axes) in quadrature, and the view's grid converts input to output pixels: times the
+    size scaling s, divided by the grid's step (:meth:`ml.augment.geometry.Geometry.zoom`).
 
     Args:
         psf_sigma_pix: (N, 3) own PSF σ, input pixels.
-        scale: (N,) size scaling s.
+        zoom: (N,) output pixels per input pixel, s / step.
         phase_var: (N, 2) from :func:`ml.augment.geometry.phase_variance`.
     """
     var_in = psf_sigma_pix**2 + phase_var.mean(dim=1, keepdim=True)
-    return scale[:, None] * var_in.sqrt()
+    return zoom[:, None] * var_in.sqrt()
 
 
 def quadrature_sigma(target: torch.Tensor, own: torch.Tensor) -> torch.Tensor:

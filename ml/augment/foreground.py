@@ -38,12 +38,15 @@ class Foreground:
     xy: torch.Tensor
 
 
-def draw_foreground(n: int, *, probability: float, mag_range: tuple[float, float], crop: int,
+def draw_foreground(n: int, *, probability: float, mag_range: tuple[float, float], size: int,
                     generator: torch.Generator | None,
                     device: torch.device | str) -> Foreground:
-    """Draw which objects get a star (with the given probability), where, and how bright."""
+    """Draw which objects get a star (with the given probability), where, and how bright.
+
+    ``size`` is the side of the view in output pixels: the star lands anywhere in it.
+    """
     chosen = torch.rand(n, generator=generator, device=device) < probability
-    half = (crop - 1) / 2.0
+    half = (size - 1) / 2.0
     xy = (2.0 * torch.rand(n, 2, generator=generator, device=device) - 1.0) * half
     # the simulator's package pulls in GalSim and lenstronomy: import it only when stars are on
     from ml.simulate.population import star_colour
@@ -58,13 +61,15 @@ def draw_foreground(n: int, *, probability: float, mag_range: tuple[float, float
 
 
 def paste_foreground(views: torch.Tensor, stars: Foreground,
-                     psf_sigma_pix: torch.Tensor) -> torch.Tensor:
+                     psf_sigma_pix: torch.Tensor, pixel_area: float = 1.0) -> torch.Tensor:
     """Add each object's star, a Gaussian of the given PSF σ per band, to its view.
 
     Args:
-        views: (N, 3, C, C) nanomaggies.
+        views: (N, 3, C, C) nanomaggies per survey pixel.
         stars: the draw; objects with zero flux are left unchanged.
         psf_sigma_pix: (N, 3) PSF σ of the view in output pixels.
+        pixel_area: survey pixels per output pixel (step²): the view keeps surface brightness,
+            so a star's flux per output pixel is spread over that many survey pixels.
 
     Returns:
         (N, 3, C, C) views with the stars' flux added (flux that falls outside the view is lost).
@@ -80,7 +85,8 @@ def paste_foreground(views: torch.Tensor, stars: Foreground,
         z = (u - stars.xy[chosen, axis][:, None, None]) / sigma
         return torch.exp(-0.5 * z * z) / (math.sqrt(2.0 * math.pi) * sigma)
 
-    star = profile(1)[..., :, None] * profile(0)[..., None, :] * stars.flux[chosen][..., None, None]
+    flux = stars.flux[chosen][..., None, None] / pixel_area  # (K, 3, 1, 1)
+    star = profile(1)[..., :, None] * profile(0)[..., None, :] * flux
     out = views.clone()
     out[chosen] += star
     return out

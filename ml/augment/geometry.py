@@ -1,21 +1,28 @@
-"""Flips, rotation, size scaling, jitter and the central crop as one resampling.
+"""Flips, rotation, size scaling, jitter, the central crop and the output grid as one resampling.
 
 The paper applies flip + rotation U(0, 2π), then a size scaling U(0.9, 1.1) (bilinear), then
 (after the PSF blur) a jitter U(−7, 7) px and the central 96×96 crop. All four are affine maps of
 pixel coordinates, so they compose into one map from a view pixel to a cutout position, and the
 cutout is interpolated once (``affine_grid`` + ``grid_sample``, bilinear) instead of four times:
 each interpolation smooths the image and its noise, so one is both faster and more faithful.
+A smaller network input (``out_size`` < ``crop``, e.g. the CPU demo's 64-px crop seen as 32 px)
+is one more affine factor: the view's pixels are ``step = crop / out_size`` cutout pixels apart,
+and the same single interpolation samples the cutout straight onto that coarser grid, so the
+blur, noise and stretch that follow act on out_size² pixels instead of crop² (4× fewer at
+step 2). Bilinear sampling reads a 2×2 neighbourhood, so ``step`` may be at most 2 (a larger step
+would skip pixels: aliasing); at step 2 the central view is exactly the 2×2 binning of the crop.
 
 Conventions. ``u`` is a view pixel's offset from the view centre (output pixels, x then y),
 ``c`` the centre of the cutout's central crop (input pixels). A view pixel samples the cutout at
 
-    x_in = c + A (u + t),   A = R(angle) · F / s,
+    x_in = c + A (u + t),   A = R(angle) · F · step / s,
 
-with ``F = diag(±1, ±1)`` the flips, ``s`` the size scaling (s > 1 enlarges the object) and
-``t`` the jitter in output pixels, applied after the scaling as in the paper: a source at the
-crop centre lands exactly at ``u = −t`` whatever the rotation and scale. With every draw at its
-identity the view is the plain central crop, pixel for pixel (:func:`center_offset` is shared
-with :func:`ml.augment.pipeline.center_view`).
+with ``F = diag(±1, ±1)`` the flips, ``s`` the size scaling (s > 1 enlarges the object),
+``step`` the output grid's spacing in input pixels (1 without a resize) and ``t`` the jitter in
+output pixels, applied after the scaling as in the paper: a source at the crop centre lands
+exactly at ``u = −t`` whatever the rotation and scale. With every draw at its identity and
+step 1 the view is the plain central crop, pixel for pixel (:func:`center_offset` is shared with
+:func:`ml.augment.pipeline.center_view`).
 
 Where the reflection reaches the view. Sampling uses reflection padding, so a position outside
 the cutout reads the mirrored sky instead of a fill value or an edge. A 96-px view of a 152-px
@@ -58,30 +65,42 @@ class Geometry:
         angle: (N,) rotation in radians.
         scale: (N,) size scaling s (the object appears s times larger).
         jitter: (N, 2) shift of the view in output pixels (x, y).
+        step: spacing of the output grid in input pixels before the scaling (crop / out_size;
+            1.0 when the view keeps the cutout's pixels), the same for the whole batch.
     """
 
     flip: torch.Tensor
     angle: torch.Tensor
     scale: torch.Tensor
     jitter: torch.Tensor
+    step: float = 1.0
 
     @classmethod
-    def identity(cls, n: int, device: torch.device | str = "cpu") -> Geometry:
+    def identity(cls, n: int, device: torch.device | str = "cpu", step: float = 1.0) -> Geometry:
         return cls(flip=torch.ones(n, 2, device=device), angle=torch.zeros(n, device=device),
-                   scale=torch.ones(n, device=device), jitter=torch.zeros(n, 2, device=device))
+                   scale=torch.ones(n, device=device), jitter=torch.zeros(n, 2, device=device),
+                   step=step)
 
     def matrix(self) -> torch.Tensor:
-        """A = R · F / s, (N, 2, 2): input pixels per output pixel."""
+        """A = R · F · step / s, (N, 2, 2): input pixels per output pixel."""
         cos, sin = torch.cos(self.angle), torch.sin(self.angle)
         rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
-        return rot * self.flip[:, None, :] / self.scale[:, None, None]
+        return rot * self.flip[:, None, :] * (self.step / self.scale[:, None, None])
+
+    def zoom(self) -> torch.Tensor:
+        """(N,) output pixels per input pixel, s / step: how much wider a PSF looks in the view."""
+        return self.scale / self.step
 
 
 def draw_geometry(n: int, *, flip: bool, rotate: bool, scale_range: tuple[float, float],
                   jitter_px: float, generator: torch.Generator | None,
-                  device: torch.device | str) -> Geometry:
-    """Draw flips (p = 0.5 per axis), angle U(0, 2π), s U(scale_range), jitter U(±jitter_px)."""
-    geom = Geometry.identity(n, device)
+                  device: torch.device | str, step: float = 1.0) -> Geometry:
+    """Draw flips (p = 0.5 per axis), angle U(0, 2π), s U(scale_range), jitter U(±jitter_px).
+
+    ``jitter_px`` is in input (cutout) pixels, as the paper's 7 px; it is stored in output
+    pixels (divided by ``step``), the unit :func:`resample` applies it in.
+    """
+    geom = Geometry.identity(n, device, step)
     if flip:
         coin = torch.rand(n, 2, generator=generator, device=device) < 0.5
         geom.flip = torch.where(coin, -1.0, 1.0)
@@ -93,7 +112,8 @@ def draw_geometry(n: int, *, flip: bool, rotate: bool, scale_range: tuple[float,
     elif lo != 1.0:
         geom.scale = torch.full((n,), float(lo), device=device)
     if jitter_px > 0:
-        geom.jitter = (2.0 * torch.rand(n, 2, generator=generator, device=device) - 1.0) * jitter_px
+        geom.jitter = ((2.0 * torch.rand(n, 2, generator=generator, device=device) - 1.0)
+                       * (jitter_px / step))
     return geom
 
 
@@ -110,20 +130,33 @@ def _crop_center(height: int, width: int, crop: int) -> tuple[float, float]:
             center_offset(height, crop) + (crop - 1) / 2.0)
 
 
-def resample(images: torch.Tensor, geom: Geometry, crop: int, pad: int = 0) -> torch.Tensor:
+def resample(images: torch.Tensor, geom: Geometry, crop: int, pad: int = 0,
+             size: int | None = None, copies: int = 1) -> torch.Tensor:
     """The view of every object, with ``pad`` extra pixels of real (resampled) sky on each side.
 
     Args:
         images: (N, C, H, W) cutouts.
-        geom: the views.
-        crop: side of the view in output pixels.
-        pad: margin on each side, for a later blur to read true sky instead of a padding.
+        geom: the views, ``copies`` x N of them, copy-major (view ``k N + i`` is copy k of
+            object i); ``geom.step`` input pixels between output pixels.
+        crop: side of the central crop the view stands for, in input pixels (its centre is the
+            view's centre).
+        pad: margin on each side in output pixels, for a later blur to read true sky instead of
+            a padding.
+        size: side of the view in output pixels (default ``crop``; ``crop / geom.step``).
+        copies: views per object. Several views of one cutout are sampled in one pass over it
+            (their grids stacked), instead of from a repeated copy of the batch: MoCo's two
+            views would otherwise copy every 152-px cutout, which costs more than the
+            augmentation itself on a CPU.
 
     Returns:
-        (N, C, crop + 2 pad, crop + 2 pad): one bilinear interpolation, reflection at the border.
+        (copies x N, C, size + 2 pad, size + 2 pad), copy-major: one bilinear interpolation,
+        reflection at the border.
     """
-    n, _, height, width = images.shape
-    out = crop + 2 * pad
+    n, channels, height, width = images.shape
+    if geom.angle.shape[0] != copies * n:
+        raise ValueError(f"{geom.angle.shape[0]} views for {n} images x {copies} copies")
+    n *= copies
+    out = (crop if size is None else size) + 2 * pad
     cx, cy = _crop_center(height, width, crop)
     a = geom.matrix().to(images.dtype)  # (N, 2, 2)
     shift = torch.einsum("nij,nj->ni", a, geom.jitter.to(images.dtype))  # (N, 2) input px
@@ -136,20 +169,31 @@ def resample(images: torch.Tensor, geom: Geometry, crop: int, pad: int = 0) -> t
     theta = torch.empty(n, 2, 3, dtype=images.dtype, device=images.device)
     theta[:, :, :2] = a * (out / size_in)[None, :, None]
     theta[:, :, 2] = centre_n + 2.0 * shift / size_in
-    grid = F.affine_grid(theta, [n, images.shape[1], out, out], align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection",
-                         align_corners=False)
+    grid = F.affine_grid(theta, [n, channels, out, out], align_corners=False)  # (kN, S, S, 2)
+    if copies > 1:  # (k N, S, S, 2) -> (N, k S, S, 2): each object's k grids one above another
+        grid = grid.unflatten(0, (copies, -1)).transpose(0, 1).flatten(1, 2)
+    views = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection",
+                          align_corners=False)  # (N, C, k S, S)
+    if copies > 1:
+        views = views.unflatten(2, (copies, out)).permute(2, 0, 1, 3, 4).flatten(0, 1)
+    return views
 
 
-def phase_variance(geom: Geometry, crop: int) -> torch.Tensor:
+def phase_variance(geom: Geometry, crop: int, size: int | None = None) -> torch.Tensor:
     """Mean f(1 − f) of the bilinear phases over the view, per input axis: (N, 2) px².
 
     f is the fractional part of each sampled input coordinate (input pixel centres are at whole
-    coordinates). Averaged over a grid of view pixels: exact for axis-aligned views, where every
-    pixel has the same phase, and the mean over the view otherwise.
+    coordinates). Averaged over a grid of view pixels: exact for axis-aligned views at step 1,
+    where every pixel has the same phase, and the mean over the view otherwise.
+
+    Args:
+        geom: the views.
+        crop: side of the central crop in input pixels (fixes the centre's sub-pixel phase).
+        size: side of the view in output pixels (default ``crop``).
     """
     device = geom.angle.device
-    u = torch.arange(0, crop, PHASE_STRIDE, device=device, dtype=torch.float64) - (crop - 1) / 2.0
+    size = crop if size is None else size
+    u = torch.arange(0, size, PHASE_STRIDE, device=device, dtype=torch.float64) - (size - 1) / 2.0
     a = geom.matrix().double()  # (N, 2, 2)
     t = geom.jitter.double()
     ux = (u[None, None, :] + t[:, 0, None, None])  # (N, 1, P) columns

@@ -11,22 +11,33 @@ The paper's order and what is done here (each module says why its step may move)
    linear, so it is applied inside the blur step (fewer pixels, no extra pass); the noise step
    knows the own noise was scaled by k.
 2.–5. flips, rotation, size scaling, jitter and central crop: one resampling
-   (:mod:`ml.augment.geometry`), with a margin of real sky for the blur.
+   (:mod:`ml.augment.geometry`), straight onto the network's grid (``out_size`` pixels, each
+   ``step = crop / out_size`` survey pixels), with a margin of real sky for the blur.
    PSF blur (:mod:`ml.augment.blur`): after the resampling, in output pixels, in quadrature with
    the own PSF as the view shows it.
    (optional) a foreground star (:mod:`ml.augment.foreground`), off by default.
 6. noise (:mod:`ml.augment.noise`): in quadrature with the own noise as the view shows it.
-7. the arcsinh stretch (:func:`ml.render.arcsinh_rgb`) and an optional resize: :func:`finish_view`,
-   shared with :func:`center_view` so that training and embedding views cannot drift apart.
+7. the arcsinh stretch (:func:`ml.render.arcsinh_rgb`): :func:`finish_view`, shared with
+   :func:`center_view` so that training and embedding views cannot drift apart.
+
+A view smaller than its crop (the CPU demo sees a 64-px crop as 32 px) is a re-observation of
+the sky with pixels ``step`` survey pixels wide. Its values stay surface brightness (nanomaggies
+per survey pixel), so a binned pixel averages step² survey pixels and its noise σ is the survey
+pixel's σ / step: the drawn target PSF σ (survey pixels) is divided by ``step`` into output
+pixels and the drawn target noise σ per survey pixel becomes σ / step per output pixel; the own
+PSF and noise as the view shows them follow from the same resampling (:mod:`ml.augment.blur`,
+:mod:`ml.augment.noise`). Blur, noise and stretch then run on out_size² pixels, not crop², and
+no second interpolation (a resize) follows. :func:`center_view` samples the same grid (at
+step 2 exactly the 2×2 binning of the crop) and stretches it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ml.augment.blur import blur_crop, kernel_radius, own_psf_sigma_view, quadrature_sigma
 from ml.augment.foreground import Foreground, draw_foreground, paste_foreground
@@ -37,6 +48,8 @@ from ml.photometry import extinction_factor
 from ml.render import DEFAULT_STRETCH, Stretch, arcsinh_rgb
 
 SAMPLING_MODES = ("lognormal", "uniform")
+# most survey pixels per view pixel: bilinear sampling reads 2x2 pixels (ml.augment.geometry)
+MAX_STEP = 2.0
 
 
 @dataclass
@@ -45,10 +58,11 @@ class AugmentConfig:
 
     # side of the view cut from the cutout, in cutout pixels (paper: 96 of 152)
     crop: int = 96
-    # side of the network input: None keeps `crop`; else the stretched view is resized
-    # (bilinear, antialiased), e.g. 64 for small CPU models
+    # side of the network input: None keeps `crop`; else the crop is sampled onto an out_size
+    # grid of crop / out_size survey pixels per view pixel (at most 2), e.g. 32 for 64-px crops
+    # on a CPU
     out_size: int | None = None
-    # the view's centre moves by U(-jitter_px, jitter_px) view pixels per axis (paper: 7)
+    # the view's centre moves by U(-jitter_px, jitter_px) survey pixels per axis (paper: 7)
     jitter_px: float = 7.0
     # size scaling s ~ U(lo, hi), s > 1 enlarging the object; (1.0, 1.0) turns it off
     scale_range: tuple[float, float] = (0.9, 1.1)
@@ -85,6 +99,11 @@ class AugmentConfig:
             problems.append(f"crop must be positive, got {self.crop}")
         if self.out_size is not None and self.out_size < 1:
             problems.append(f"out_size must be positive or None, got {self.out_size}")
+        elif self.out_size is not None and self.crop > MAX_STEP * self.out_size:
+            problems.append(
+                f"out_size {self.out_size} is more than {MAX_STEP:g}x smaller than crop "
+                f"{self.crop}: one bilinear resampling reads 2x2 pixels and would skip some "
+                f"(aliasing); use out_size >= {math.ceil(self.crop / MAX_STEP)} or a smaller crop")
         if self.jitter_px < 0:
             problems.append(f"jitter_px must be >= 0, got {self.jitter_px}")
         lo, hi = self.scale_range
@@ -122,38 +141,44 @@ class AugmentConfig:
         """Side of the network input in pixels."""
         return self.crop if self.out_size is None else self.out_size
 
+    @property
+    def step(self) -> float:
+        """Survey pixels per view pixel: crop / out_size (1.0 without a resize)."""
+        return self.crop / self.view_size
 
-def finish_view(views: torch.Tensor, out_size: int | None, stretch: Stretch) -> torch.Tensor:
-    """Nanomaggy views (N, 3, C, C) -> network input (N, 3, out, out), RGB in [0, 1].
 
-    The last steps of both :class:`Augment` and :func:`center_view`: the arcsinh stretch, then a
-    resize (bilinear with antialiasing, so a downsizing averages instead of aliasing).
+def finish_view(views: torch.Tensor, stretch: Stretch) -> torch.Tensor:
+    """Nanomaggy views (N, 3, S, S) -> network input (N, 3, S, S), RGB in [0, 1].
+
+    The last step of both :class:`Augment` and :func:`center_view`: the arcsinh stretch.
     """
-    rgb = arcsinh_rgb(views, stretch)
-    if out_size is not None and out_size != rgb.shape[-1]:
-        rgb = F.interpolate(rgb, size=(out_size, out_size), mode="bilinear",
-                            align_corners=False, antialias=True)
-    return rgb
+    return arcsinh_rgb(views, stretch)
 
 
 def center_view(images: torch.Tensor, crop: int, out_size: int | None = None,
                 stretch: Stretch = DEFAULT_STRETCH) -> torch.Tensor:
     """The deterministic view that embedding and evaluation use: (N, 3, out, out) in [0, 1].
 
-    The central crop (the view :class:`Augment` cuts when every draw is at its identity),
-    stretched and resized by :func:`finish_view`.
+    The central crop sampled onto the network's grid (the view :class:`Augment` cuts when every
+    draw is at its identity: the crop itself, or at step 2 its 2×2 binning), stretched by
+    :func:`finish_view`.
 
     Args:
         images: (N, 3, H, W) float nanomaggies, g, r, z.
         crop: side of the central crop in pixels.
-        out_size: side of the result (None: crop).
+        out_size: side of the result (None: crop), at least crop / 2.
         stretch: the arcsinh stretch.
     """
     _check_images(images)
     height, width = images.shape[-2:]
     y0, x0 = center_offset(height, crop), center_offset(width, crop)
-    view = images[:, :, y0:y0 + crop, x0:x0 + crop].float()
-    return finish_view(view, out_size, stretch)
+    if out_size is None or out_size == crop:
+        view = images[:, :, y0:y0 + crop, x0:x0 + crop].float()
+    else:
+        step = AugmentConfig(crop=crop, out_size=out_size).step  # checks the step's range
+        identity = Geometry.identity(images.shape[0], images.device, step)
+        view = resample(images.float(), identity, crop, size=out_size)
+    return finish_view(view, stretch)
 
 
 @dataclass
@@ -166,6 +191,9 @@ class AugmentDraw:
         psf_sigma_pix: (N, 3) target PSF σ of the view, output pixels; None: no blur.
         noise_sigma: (N, 3) target noise σ per view pixel, nanomaggies; None: no noise.
         foreground: stars to paste; None: none.
+
+    The PSF and noise targets are in the view's pixels (``step`` survey pixels each): the
+    survey-pixel draws divided by ``step``.
     """
 
     geometry: Geometry
@@ -217,46 +245,51 @@ class Augment:
                 f"the generator lives on {generator.device} but the images on {device}; "
                 f"create it with torch.Generator(device={str(device)!r})"
             )
-        cfg, stats = self.config, self.stats
+        cfg, stats, step = self.config, self.stats, self.config.step
         geometry = draw_geometry(n, flip=cfg.flip, rotate=cfg.rotate,
                                  scale_range=cfg.scale_range, jitter_px=cfg.jitter_px,
-                                 generator=generator, device=device)
+                                 generator=generator, device=device, step=step)
 
         def per_band(dists) -> torch.Tensor:  # (N, 3)
             return torch.stack([d.sample_torch(n, generator, device) for d in dists], dim=1)
 
         ebv = stats.ebv.sample_torch(n, generator, device) if cfg.extinction else None
-        psf = per_band(stats.psf_sigma_pix) if cfg.psf_blur else None
-        noise = per_band(stats.noise_sigma) if cfg.noise else None
+        # survey pixels -> view pixels: a PSF σ of p survey px is p / step view px wide, and a
+        # view pixel averaging step² survey pixels of noise σ has noise σ / step
+        psf = per_band(stats.psf_sigma_pix) / step if cfg.psf_blur else None
+        noise = per_band(stats.noise_sigma) / step if cfg.noise else None
         foreground = None
         if cfg.foreground_paste > 0:
             foreground = draw_foreground(
                 n, probability=cfg.foreground_paste, mag_range=cfg.foreground_mag_range,
-                crop=cfg.crop, generator=generator, device=device)
+                size=cfg.view_size, generator=generator, device=device)
         return AugmentDraw(geometry, ebv, psf, noise, foreground)
 
     def apply(self, images: torch.Tensor, ebv, psf_sigma_pix, noise_sigma, draw: AugmentDraw,
-              generator: torch.Generator | None = None) -> torch.Tensor:
-        """The augmented views in nanomaggies, before the stretch: (N, 3, crop, crop).
+              generator: torch.Generator | None = None, copies: int = 1) -> torch.Tensor:
+        """The augmented views in nanomaggies, before the stretch: (kN, 3, S, S), S = view_size.
 
         Args:
             images: (N, 3, H, W) float nanomaggies, g, r, z.
             ebv: (N,) the objects' E(B−V) (tensor or array).
             psf_sigma_pix: (N, 3) the objects' PSF σ, cutout pixels.
             noise_sigma: (N, 3) the objects' noise σ per pixel, nanomaggies.
-            draw: from :meth:`draw` (or built by hand, e.g. to test one step).
+            draw: from :meth:`draw` for k N views (or built by hand, e.g. to test one step).
             generator: source of the noise field.
+            copies: k, independent views of every object, copy-major (view k' N + i is copy k'
+                of object i).
         """
         _check_images(images)
         images = images.float()
-        n, device, crop = images.shape[0], images.device, self.config.crop
-        ebv, psf_own, noise_own = _conditions(n, device, ebv, psf_sigma_pix, noise_sigma)
+        n, device = images.shape[0], images.device
+        crop, size = self.config.crop, self.config.view_size
+        ebv, psf_own, noise_own = (t.repeat(copies, *[1] * (t.dim() - 1)) for t in
+                                   _conditions(n, device, ebv, psf_sigma_pix, noise_sigma))
         geom = draw.geometry
-        scale = geom.scale.to(device)
 
         # the own PSF as the resampled view shows it, then the blur that reaches the target
-        phase_var = phase_variance(geom, crop)  # (N, 2) input px²
-        psf_view = own_psf_sigma_view(psf_own, scale, phase_var)  # (N, 3) output px
+        phase_var = phase_variance(geom, crop, size)  # (N, 2) input px²
+        psf_view = own_psf_sigma_view(psf_own, geom.zoom().to(device), phase_var)  # output px
         blur_sigma = (quadrature_sigma(draw.psf_sigma_pix, psf_view)
                       if draw.psf_sigma_pix is not None else torch.zeros_like(psf_view))
         # extinction gain k = 10^(0.4 R (E_own - E_new)) per band
@@ -265,13 +298,14 @@ class Augment:
             delta = (draw.ebv - ebv)[:, None]  # (N, 1)
             gain = self._dimming_per_ebv.to(device) ** delta  # (N, 3)
 
-        padded = resample(images, geom, crop, pad=kernel_radius(blur_sigma))
-        views = blur_crop(padded, blur_sigma, crop, gain)  # (N, 3, crop, crop)
+        padded = resample(images, geom, crop, pad=kernel_radius(blur_sigma), size=size,
+                          copies=copies)
+        views = blur_crop(padded, blur_sigma, size, gain)  # (N, 3, size, size)
 
         if draw.foreground is not None:
             # a point source pasted before a blur of blur_sigma would now be this wide
             star_sigma = torch.sqrt(psf_view**2 + blur_sigma**2)
-            views = paste_foreground(views, draw.foreground, star_sigma)
+            views = paste_foreground(views, draw.foreground, star_sigma, geom.step**2)
 
         if draw.noise_sigma is not None:
             rho = own_noise_variance_factor(blur_sigma, geom.matrix().to(device),
@@ -282,8 +316,8 @@ class Augment:
         return views
 
     def __call__(self, images: torch.Tensor, ebv, psf_sigma_pix, noise_sigma,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """Augmented, stretched network inputs: (N, 3, out, out) float32 RGB in [0, 1].
+                 generator: torch.Generator | None = None, copies: int = 1) -> torch.Tensor:
+        """Augmented, stretched network inputs: (kN, 3, out, out) float32 RGB in [0, 1].
 
         Args:
             images: (N, 3, H, W) float32 nanomaggies, g, r, z, H and W at least ``crop``.
@@ -292,10 +326,12 @@ class Augment:
             noise_sigma: (N, 3) noise σ per pixel per band, nanomaggies.
             generator: a ``torch.Generator`` on the images' device for reproducible views;
                 None draws from torch's global generator.
+            copies: k independent views of every object (MoCo's query and key: 2), copy-major;
+                the same views as k copies of the batch would get, without copying it.
         """
-        draw = self.draw(images.shape[0], generator, images.device)
-        views = self.apply(images, ebv, psf_sigma_pix, noise_sigma, draw, generator)
-        return finish_view(views, self.config.out_size, self.stretch)
+        draw = self.draw(copies * images.shape[0], generator, images.device)
+        views = self.apply(images, ebv, psf_sigma_pix, noise_sigma, draw, generator, copies)
+        return finish_view(views, self.stretch)
 
 
 def _check_images(images: torch.Tensor) -> None:

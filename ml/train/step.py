@@ -13,7 +13,7 @@ from ml.augment import Augment
 def two_views(augment: Augment, batch: dict[str, torch.Tensor], device: torch.device,
               generator: torch.Generator, channels_last: bool = False,
               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Query and key views of a batch, augmented together on the device (one pass, 2B images).
+    """Query and key views of a batch, augmented together on the device (one pass, 2B views).
 
     Args:
         augment: the augmentation pipeline.
@@ -26,12 +26,12 @@ def two_views(augment: Augment, batch: dict[str, torch.Tensor], device: torch.de
     Returns:
         im_q, im_k: (B, 3, S, S) network-ready views.
     """
-    def twice(name: str) -> torch.Tensor:
-        t = batch[name].to(device, non_blocking=True)
-        return torch.cat([t, t])
+    def on_device(name: str) -> torch.Tensor:
+        return batch[name].to(device, non_blocking=True)
 
-    views = augment(twice("images"), twice("ebv"), twice("psf_sigma_pix"),
-                    twice("noise_sigma"), generator=generator)  # (2B, 3, S, S)
+    # both views of a cutout in one pass over it (Augment's copies), not from a doubled batch
+    views = augment(on_device("images"), on_device("ebv"), on_device("psf_sigma_pix"),
+                    on_device("noise_sigma"), generator=generator, copies=2)  # (2B, 3, S, S)
     if channels_last:
         views = views.contiguous(memory_format=torch.channels_last)
     im_q, im_k = views.chunk(2)

@@ -84,8 +84,8 @@ def test_center_view_is_the_identity_augmentation_through_the_same_final_steps()
     stretch = Stretch(scales=(5.0, 3.0, 2.0), m=0.02, Q=15.0)
     aug = Augment(AugmentConfig(crop=24, out_size=12, stretch_scales=(5.0, 3.0, 2.0),
                                 stretch_m=0.02, stretch_q=15.0))
-    identity = AugmentDraw(Geometry.identity(3), None, None, None, None)
-    via_augment = finish_view(aug.apply(images, ebv, psf, noise, identity), 12, aug.stretch)
+    identity = AugmentDraw(Geometry.identity(3, step=aug.config.step), None, None, None, None)
+    via_augment = finish_view(aug.apply(images, ebv, psf, noise, identity), aug.stretch)
     direct = center_view(images, crop=24, out_size=12, stretch=stretch)
     assert direct.shape == (3, 3, 12, 12)
     torch.testing.assert_close(via_augment, direct, rtol=0, atol=1e-5)
@@ -194,3 +194,15 @@ def test_geometry_draw_is_used_by_apply():
     # a source 8.5 px right of the centre ends up 8.5 px above or below it
     assert col in (15, 16) and abs(row - 15.5) == pytest.approx(8.5, abs=0.5)
 
+
+
+@pytest.mark.parametrize("out_size", [None, 12])
+def test_copies_are_the_views_of_a_repeated_batch_without_repeating_it(out_size):
+    images, ebv, psf, noise = small_batch()
+    aug = Augment(AugmentConfig(crop=24, out_size=out_size))
+    two = aug(images, ebv, psf, noise, torch.Generator().manual_seed(3), copies=2)
+    repeated = aug(torch.cat([images, images]), torch.cat([ebv, ebv]), torch.cat([psf, psf]),
+                   torch.cat([noise, noise]), torch.Generator().manual_seed(3))
+    assert two.shape == (6, 3, out_size or 24, out_size or 24)
+    torch.testing.assert_close(two, repeated, rtol=0, atol=1e-6)
+    assert not torch.allclose(two[:3], two[3:])  # copy 0 and copy 1 are different views
