@@ -156,30 +156,47 @@ def run_probe(bundle: SearchBundle, is_target: np.ndarray, seed_id: int, wanted:
 
 
 # -- inputs ------------------------------------------------------------------------------------
+def plant_rare_classes(vectors: np.ndarray, rng: np.random.Generator, rate: float,
+                       classes: tuple[str, ...] = DEFAULT_CLASSES,
+                       clumps: int = 12) -> np.ndarray:
+    """Make ``rate`` of the rows of ``vectors`` (N, d) (changed in place) into each rare class;
+    returns the (N,) class names ("common" for the rest).
+
+    Each class is a few small clumps near ordinary objects, displaced along a direction of its
+    own: one seed finds its clump by similarity, a linear probe can learn the direction.
+    """
+    n, dim = vectors.shape
+    sample = np.asarray(vectors[:min(n, 10_000)], dtype=np.float64)
+    spread = np.sqrt(np.mean(np.var(sample, axis=0)))
+    labels = np.full(n, "common", dtype=object)
+    per_class = max(2, round(rate * n))
+    chosen = np.sort(rng.choice(n, size=per_class * len(classes), replace=False))
+    rng.shuffle(chosen)
+    for c, name in enumerate(classes):
+        members = np.sort(chosen[c * per_class:(c + 1) * per_class])
+        direction = rng.normal(size=dim)
+        direction *= spread * np.sqrt(dim) / np.linalg.norm(direction)
+        centres = np.asarray(vectors[np.sort(rng.choice(n, clumps, replace=False))],
+                             dtype=np.float64) + direction
+        vectors[members] = centres[rng.integers(0, clumps, members.size)] + rng.normal(
+            scale=0.6 * spread, size=(members.size, dim))
+        labels[members] = name
+    return labels.astype(str)
+
+
 def synthetic_setup(folder: Path, n: int = 6000, dim: int = 32,
                     seed: int = 0) -> tuple[SearchBundle, np.ndarray]:
-    """A flat bundle of synthetic representations with three planted rare classes, and the
-    (N,) class names. Each rare class is a few small clumps displaced along a direction of
-    its own: one seed finds its clump by similarity; a probe can learn the direction."""
+    """A flat bundle of synthetic representations with three planted rare classes of 1%
+    (:func:`plant_rare_classes`), and the (N,) class names."""
     rng = np.random.default_rng(seed)
     mixture = RepresentationMixture.synthetic(dim, n_clusters=60, latent_dim=16, seed=seed)
     vectors = mixture.sample(n, rng).astype(np.float64)
-    labels = np.full(n, "common", dtype=object)
-    free = rng.permutation(n)
-    spread = np.sqrt(np.mean(np.var(vectors, axis=0)))
-    for c, name in enumerate(DEFAULT_CLASSES):
-        members = free[c * n // 100:(c + 1) * n // 100]  # 1% each
-        direction = rng.normal(size=dim)
-        direction *= spread * np.sqrt(dim) / np.linalg.norm(direction)
-        clumps = vectors[rng.choice(n, 12)] + direction
-        vectors[members] = clumps[rng.integers(0, 12, members.size)] + rng.normal(
-            scale=0.6 * spread, size=(members.size, dim))
-        labels[members] = name
+    labels = plant_rare_classes(vectors, rng, rate=0.01)
     mag = rng.uniform(16, 21, n).astype(np.float32)
     path = build_bundle(folder / "bundle", vectors.astype(np.float32), mag, folder / "survey",
                         "synthetic", "external:synthetic", index="flat", k=0,
                         mag_window=None, progress=False)
-    return SearchBundle.open(path), labels.astype(str)
+    return SearchBundle.open(path), labels
 
 
 def machine() -> dict:

@@ -172,13 +172,32 @@ def claim(connection: Connection, kinds: Sequence[str], worker: str, lease_s: fl
                       row.max_attempts, token)
 
 
+@dataclass(frozen=True)
+class Peek:
+    claimable: bool  # a job could be claimed now
+    exhausted: bool  # a running job's last lease expired (for fail_exhausted)
+
+
+def peek(connection: Connection, kinds: Sequence[str], now: datetime | None = None) -> Peek:
+    """Whether there is anything to do, by reading only: an idle worker's poll then takes no
+    write lock (SQLite has one for the whole database)."""
+    now = now or utcnow()
+    claimable = connection.execute(select(exists().where(_claimable(kinds, now)))).scalar()
+    exhausted = connection.execute(select(exists().where(_exhausted(kinds, now)))).scalar()
+    return Peek(bool(claimable), bool(exhausted))
+
+
+def _exhausted(kinds: Iterable[str], now: datetime):
+    return and_(Job.kind.in_(list(kinds)), Job.status == RUNNING, Job.lease_expires_at < now,
+                Job.attempts >= Job.max_attempts)
+
+
 def fail_exhausted(connection: Connection, kinds: Iterable[str],
                    now: datetime | None = None) -> int:
     """Fail running jobs whose lease expired after their last allowed attempt; returns how many."""
     now = now or utcnow()
     result = connection.execute(
-        update(Job).where(Job.kind.in_(list(kinds)), Job.status == RUNNING,
-                          Job.lease_expires_at < now, Job.attempts >= Job.max_attempts)
+        update(Job).where(_exhausted(kinds, now))
         .values(status=JobStatus.FAILED, finished_at=now, lease_token=None,
                 lease_expires_at=None,
                 error="the worker running this job stopped responding (its lease expired) on "

@@ -2,9 +2,9 @@
 
 ``galsearch worker`` (:mod:`server.jobs.cli`) builds the app, then runs :meth:`Worker.run`:
 
-1. fail jobs whose lease expired after their last attempt; claim the oldest due job of the
-   worker's kinds (:func:`server.jobs.queue.claim`); when there is none, sleep until the next
-   queued job is due or ``poll_s``, whichever comes first;
+1. look (reading only) for work; fail jobs whose lease expired after their last attempt; claim
+   the oldest due job of the worker's kinds (:func:`server.jobs.queue.claim`); when there is
+   none, sleep until the next queued job is due or ``poll_s``, whichever comes first;
 2. run the kind's handler in the main thread while a :class:`Heartbeat` thread renews the
    lease every ``lease_s / 4`` seconds, writes the handler's progress, and notices a cancel
    request or a lease taken over by another worker (the handler then stops at its next
@@ -208,14 +208,18 @@ class Worker:
     def run_one(self) -> bool:
         """Claim and run one due job; False when none was due."""
         engine = db.engine
-        with engine.begin() as connection:
-            job = queue.claim(connection, self.kinds, self.name, self.lease_s)
-        if job is None:
+        with engine.connect() as connection:
+            state = queue.peek(connection, self.kinds)
+        if state.exhausted:
             with engine.begin() as connection:
                 failed = queue.fail_exhausted(connection, self.kinds)
-            if failed:
-                log.warning("worker %s: %d job(s) failed after their last lease expired",
-                            self.name, failed)
+            log.warning("worker %s: %d job(s) failed after their last lease expired",
+                        self.name, failed)
+        if not state.claimable:
+            return False
+        with engine.begin() as connection:
+            job = queue.claim(connection, self.kinds, self.name, self.lease_s)
+        if job is None:  # another worker was quicker
             return False
         self.current = job
         try:

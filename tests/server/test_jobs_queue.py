@@ -35,6 +35,8 @@ def claim(app, worker: str = "w1", lease_s: float = 10.0, now=None):
 def test_claim_takes_the_oldest_due_job_once(app):
     first = add_job(app, {"n": 1})
     second = add_job(app, {"n": 2})
+    with app.app_context(), db.engine.connect() as connection:
+        assert queue.peek(connection, [TEST_KIND]).claimable
     job = claim(app)
     assert (job.id, job.kind, job.payload, job.attempt) == (first, TEST_KIND, {"n": 1}, 1)
     row = job_row(app, first)
@@ -145,7 +147,9 @@ def test_a_job_whose_worker_keeps_dying_fails_after_max_attempts(app):
     claim(app, "w2", lease_s=1, now=later(2))
     assert claim(app, "w3", now=later(4)) is None  # no attempt left
     with app.app_context(), db.engine.begin() as connection:
+        assert queue.peek(connection, [TEST_KIND], now=later(4)) == queue.Peek(False, True)
         assert queue.fail_exhausted(connection, [TEST_KIND], now=later(4)) == 1
+        assert queue.peek(connection, [TEST_KIND], now=later(4)) == queue.Peek(False, False)
     row = job_row(app, job_id)
     assert row.status == JobStatus.FAILED and "stopped responding" in row.error
 
