@@ -23,6 +23,7 @@ from server.extensions import db
 from server.models import Role
 from server.models.exports import Export
 from server.schemas.exports import ExportIn, ExportOut
+from server.schemas.labels import OBJECT_ID_MAX
 from server.sources import current_survey
 
 bp = APIBlueprint("exports", __name__, url_prefix="/api/campaigns/<int:campaign_id>/exports",
@@ -57,7 +58,8 @@ def export_body(export: Export) -> dict:
 
 
 def _export(campaign_id: int, export_id: int) -> Export:
-    export = db.session.get(Export, export_id)
+    # ids beyond 64 bits cannot exist (and would overflow the database's integer)
+    export = db.session.get(Export, export_id) if export_id <= OBJECT_ID_MAX else None
     if export is None or export.campaign_id != campaign_id:
         abort(404, f"campaign {campaign_id} has no export {export_id}")
     return export

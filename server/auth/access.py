@@ -20,6 +20,8 @@ from server.auth.identity import current_user
 from server.extensions import db
 from server.models import Campaign, Membership, Role, User
 
+SQL_INTEGER_MAX = 2**63 - 1
+
 
 def role_in(campaign_id: int, user: User) -> Role | None:
     """``user``'s effective role in the campaign (None: not a member)."""
@@ -36,6 +38,8 @@ def campaign_access(campaign_id: int, needed: Role) -> tuple[Campaign, Role]:
     campaign does not exist or the caller is not a member, 403 when the role is too low.
     """
     user = current_user()
+    if campaign_id > SQL_INTEGER_MAX:  # no such id, and too large for the database's integer
+        abort(404, f"campaign {campaign_id} does not exist or you are not one of its members")
     row = db.session.execute(
         select(Campaign, Membership.role)
         .outerjoin(Membership, and_(Membership.campaign_id == Campaign.id,

@@ -90,6 +90,7 @@ def test_counts_filters_and_pages(people):
     assert set(consensus_of(vera, cid, "&value=reject&value=unsure")) == {2, 3, 4, 5, 8}
     assert set(consensus_of(vera, cid, "&basis=source")) == {7, 8}
     assert vera.get(f"/api/campaigns/{cid}/consensus?value=maybe").status_code == 422
+    assert vera.get(f"/api/campaigns/{cid}/consensus?after={2**64}").status_code == 422
     ids, after = [], -1
     while after is not None:
         page = vera.get(f"/api/campaigns/{cid}/consensus?limit=3&after={after}").json

@@ -292,6 +292,8 @@ def test_requests_are_checked_and_files_addressed_by_id_only(world):
     response.close()
     assert response.status_code == 200  # viewers download
     assert vera.get(f"{url}/../../../etc/passwd").status_code == 404
+    assert vera.get(f"{url}/{2**64}").status_code == 404  # no id overflows the database
+    assert vera.get(f"/api/campaigns/{2**64}/exports").status_code == 404
     assert vera.delete(f"{url}/{queued['id']}").status_code == 403
     assert olga.delete(f"{url}/{queued['id']}").status_code == 204
     with world["app"].app_context():
