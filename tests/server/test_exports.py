@@ -308,3 +308,24 @@ def test_deleting_the_campaign_deletes_its_files(world, tmp_path):
     assert [p.name for p in folder.iterdir()] == [f"export-{export['id']}.csv"]
     assert olga.delete(f"/api/campaigns/{world['cid']}").status_code == 204
     assert not folder.exists()
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_an_export_of_nothing_is_a_valid_empty_file(world, fmt):
+    olga = world["people"].session("olga")
+    export = run_export(world, olga, fmt, filters={"labelers": ["olga"]})  # she labeled none
+    assert export["status"] == "succeeded" and export["row_count"] == 0
+    data = download(world, olga, export)
+    if fmt == "csv":
+        assert data.decode().splitlines()[0].startswith("object_id,ra,dec")
+        assert len(data.decode().splitlines()) == 1
+    elif fmt == "json":
+        assert json.loads(data)["objects"] == []
+    elif fmt == "fits":
+        assert len(Table.read(io.BytesIO(data), format="fits")) == 0
+    elif fmt == "hdf5":
+        with h5py.File(io.BytesIO(data), "r") as f:
+            assert f["images"].shape[0] == 0 and f["split"].shape == (0,)
+    else:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            assert zf.namelist() == ["manifest.csv"]
