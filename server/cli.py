@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "survey-info": "ml.survey_info:survey_info",
     "train": "ml.train.cli:train",
     "evaluate": "ml.evaluate.cli:evaluate",
+    "embed": "ml.embed.cli:embed",
     "index": "ml.index.cli:index",
     "serve": "server.commands:serve",
     "create-user": "server.commands:create_user",
