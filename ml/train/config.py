@@ -22,6 +22,8 @@ from ml.moco import ARCHS, MoCoArgs
 
 BN_MODES = ("groups", "ddp", "sync", "none")
 PRECISIONS = ("auto", "bf16", "fp32")
+# tables of a preset that belong to the other stages of `galsearch pipeline` (ml.pipeline.config)
+PIPELINE_SECTIONS = ("pipeline", "simulate", "ingest", "embed", "index", "evaluate")
 # fields that may differ between a checkpoint and its resumed run: they do not change the maths
 RUN_CONTROL_FIELDS = frozenset({"max_minutes", "stop_at_step", "num_workers", "log_every",
                                 "checkpoint_every", "progress", "threads"})
@@ -153,6 +155,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    data = {key: value for key, value in data.items() if key not in PIPELINE_SECTIONS}
     data = apply_overrides(data, overrides)
     return TrainConfig.from_dict(data)
 
