@@ -18,6 +18,9 @@ can share the table without a broker:
   claimable when queued and due, or running with an expired lease (its worker died), and not
   yet claimed ``max_attempts`` times; a queued job waits while another job of its key runs,
   so that one campaign's probe runs finish in the order their labels were read.
+- **Wake-up**: on PostgreSQL a job that is due now is announced with ``NOTIFY galsearch_jobs``
+  (sent at commit), which idle workers ``LISTEN`` for, so they claim it at once instead of at
+  their next poll; SQLite has no notifications and workers poll.
 - **Heartbeat / finish / fail / release** are conditional on the claim's ``lease_token``: a
   worker whose lease was taken over changes nothing and learns that it lost the job.
 
@@ -58,6 +61,7 @@ from server.models.jobs import JOB_MESSAGE_MAX
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING = JobStatus.QUEUED, JobStatus.RUNNING
+NOTIFY_CHANNEL = "galsearch_jobs"  # PostgreSQL LISTEN/NOTIFY channel: "a job is due"
 ERROR_MAX_CHARS = 4000
 
 
@@ -75,8 +79,14 @@ class ClaimedJob:
 
 
 # -- enqueue -----------------------------------------------------------------------------------
+def _dialect(session_or_connection: Session | Connection) -> str:
+    if isinstance(session_or_connection, Connection):
+        return session_or_connection.dialect.name
+    return session_or_connection.get_bind().dialect.name
+
+
 def _insert_for(session_or_connection: Session | Connection):
-    dialect = session_or_connection.get_bind().dialect.name
+    dialect = _dialect(session_or_connection)
     if dialect == "postgresql":
         return postgresql.insert
     if dialect == "sqlite":
@@ -119,7 +129,9 @@ def enqueue(session: Session, kind: str, *, campaign_id: int | None = None,
                   attempts=0, max_attempts=max_attempts, message="", cancel_requested=False,
                   created_by_id=created_by_id, created_at=now)
     if coalesce_key is None:
-        return session.execute(insert(Job).values(**values).returning(Job.id)).scalar_one()
+        row = session.execute(insert(Job).values(**values).returning(Job.id, Job.run_after)).one()
+        _announce(session, kind, row.run_after, now)
+        return row.id
     statement = _insert_for(session)(Job).values(**values)
     total = Job.requests + statement.excluded.requests
     whens = [(Job.run_after <= now, Job.run_after)]  # already due: stays due
@@ -132,7 +144,17 @@ def enqueue(session: Session, kind: str, *, campaign_id: int | None = None,
               # someone who asks for it by name becomes who asked
               "created_by_id": func.coalesce(statement.excluded.created_by_id,
                                              Job.created_by_id)})
-    return session.execute(statement.returning(Job.id)).scalar_one()
+    row = session.execute(statement.returning(Job.id, Job.run_after)).one()
+    _announce(session, kind, row.run_after, now)
+    return row.id
+
+
+def _announce(session: Session | Connection, kind: str, run_after: datetime,
+              now: datetime) -> None:
+    """Wake idle workers at once when a job is due now (PostgreSQL ``NOTIFY``, delivered when
+    the transaction commits); SQLite workers find it at their next poll."""
+    if run_after <= now and _dialect(session) == "postgresql":
+        session.execute(select(func.pg_notify(NOTIFY_CHANNEL, kind)))
 
 
 # -- claim -------------------------------------------------------------------------------------
@@ -281,8 +303,11 @@ def release(connection: Connection, job: ClaimedJob, now: datetime | None = None
     """Give a job back unfinished (the worker is shutting down): queued again at once, this
     claim not counted. Returns False when the lease was already lost."""
     now = now or utcnow()
-    return _requeue(connection, job, now, error=None, message="released by a stopping worker",
-                    uncount=True) is not None
+    released = _requeue(connection, job, now, error=None, message="released by a stopping worker",
+                        uncount=True)
+    if released == QUEUED:
+        _announce(connection, job.kind, now, now)
+    return released is not None
 
 
 def _requeue(connection: Connection, job: ClaimedJob, run_after: datetime, error: str | None,

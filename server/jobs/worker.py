@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LEASE_S = 30.0
 MIN_SLEEP_S = 0.02
+STOP_CHECK_S = 0.5
 
 
 class JobError(Exception):
@@ -138,6 +139,55 @@ class Heartbeat(threading.Thread):
         self.join()
 
 
+class Wakeup:
+    """An idle worker's sleep: until ``timeout`` or, on PostgreSQL, a ``NOTIFY`` that a job is
+    due (:data:`server.jobs.queue.NOTIFY_CHANNEL`), on a connection of its own. If that
+    connection fails (the server restarted), it sleeps plainly and listens again next time."""
+
+    def __init__(self, engine: Engine, stopping: threading.Event) -> None:
+        self.stopping = stopping
+        self.conninfo = (engine.url.set(drivername="postgresql")
+                         .render_as_string(hide_password=False)
+                         if engine.dialect.name == "postgresql" else None)
+        self.connection = None
+
+    def _listen(self):
+        if self.connection is None and self.conninfo is not None:
+            import psycopg
+
+            try:
+                self.connection = psycopg.connect(self.conninfo, autocommit=True,
+                                                  connect_timeout=5)
+                self.connection.execute(f"LISTEN {queue.NOTIFY_CHANNEL}")
+            except psycopg.Error as error:
+                log.warning("cannot listen for job notifications (%s): polling", error)
+                self.close()
+        return self.connection
+
+    def wait(self, timeout_s: float) -> None:
+        connection = self._listen()
+        if connection is None:
+            self.stopping.wait(timeout_s)
+            return
+        deadline = time.monotonic() + timeout_s
+        try:
+            # in slices, so that a stop request is seen within half a second
+            while not self.stopping.is_set() and (left := deadline - time.monotonic()) > 0:
+                if list(connection.notifies(timeout=min(left, STOP_CHECK_S), stop_after=1)):
+                    return
+        except Exception as error:
+            log.warning("job notifications lost (%s): polling", error)
+            self.close()
+            self.stopping.wait(timeout_s)
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            finally:
+                self.connection = None
+
+
 def worker_name() -> str:
     """host:pid, what the job table records as the claimer."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -176,26 +226,34 @@ class Worker:
         with self.app.app_context():
             log.info("worker %s: kinds %s, lease %.0f s, poll %.1f s", self.name,
                      ",".join(self.kinds), self.lease_s, self.poll_s)
-            while not self.stopping.is_set():
-                try:
-                    ran = self.run_one()
-                except Exception as error:
-                    if not is_database_unavailable(error):
-                        log.exception("worker %s: unexpected error", self.name)
-                    else:
-                        log.warning("worker %s: database unavailable (%s)", self.name, error)
-                    db.session.rollback()
-                    ran = False
-                    if once:
-                        raise
-                    self.stopping.wait(self.poll_s)
-                    continue
-                if ran:
-                    processed += 1
-                    continue
+            wakeup = Wakeup(db.engine, self.stopping)
+            try:
+                processed = self._loop(once, wakeup)
+            finally:
+                wakeup.close()
+        return processed
+
+    def _loop(self, once: bool, wakeup: Wakeup) -> int:
+        processed = 0
+        while not self.stopping.is_set():
+            try:
+                ran = self.run_one()
+            except Exception as error:
+                if not is_database_unavailable(error):
+                    log.exception("worker %s: unexpected error", self.name)
+                else:
+                    log.warning("worker %s: database unavailable (%s)", self.name, error)
+                db.session.rollback()
                 if once:
-                    break
-                self.stopping.wait(self._idle_s())
+                    raise
+                self.stopping.wait(self.poll_s)
+                continue
+            if ran:
+                processed += 1
+                continue
+            if once:
+                break
+            wakeup.wait(self._idle_s())
         return processed
 
     def _idle_s(self) -> float:

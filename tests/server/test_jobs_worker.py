@@ -66,6 +66,22 @@ def test_an_exception_is_retried_then_fails_with_the_error(app):
     assert [attempt for _, attempt, _ in job_handlers.RUNS] == [1, 2]
 
 
+def test_an_idle_worker_wakes_for_a_due_job(app):
+    """PostgreSQL announces due jobs (NOTIFY): a worker that polls every 30 s takes one at
+    once. SQLite has no notifications: its workers find jobs at their next poll."""
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("SQLite workers poll (no notifications)")
+    with worker_thread(app, poll_s=30):
+        time.sleep(0.5)  # idle and listening
+        started = time.monotonic()
+        job_id = add_job(app, {"sleep": 0})
+        wait_for(lambda: job_row(app, job_id).status == JobStatus.SUCCEEDED, timeout_s=10,
+                 what="the job")
+        assert time.monotonic() - started < 5
+    delayed = add_job(app, {"sleep": 0}, delay_s=60)  # not due: no announcement needed
+    assert job_row(app, delayed).status == JobStatus.QUEUED
+
+
 def test_heartbeats_keep_a_long_jobs_lease(app):
     """A 0.4 s lease, a 1.5 s job: without heartbeats another worker would take it over."""
     job_id = add_job(app, {"sleep": 1.5})
