@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "ml.evaluate.cli:evaluate",
     "embed": "ml.embed.cli:embed",
     "index": "ml.index.cli:index",
+    "pipeline": "ml.pipeline.cli:pipeline",
     "serve": "server.commands:serve",
     "create-user": "server.commands:create_user",
     "db": "server.commands:db",
