@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "create-user": "server.commands:create_user",
     "db": "server.commands:db",
     "worker": "server.jobs.cli:worker",
+    "demo": "server.demo.cli:demo",
 }
 
 

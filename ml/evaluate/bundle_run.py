@@ -136,8 +136,8 @@ def markdown(result: dict[str, Any]) -> str:
             "",
             f"Up to {retrieval['queries_per_class']} objects of each class query the whole "
             f"bundle for their {depth} nearest others, by exact search and through the index; "
-            f"AP@{depth} = (1/R) Σ P(i) rel(i) over the first {depth}, R the class's other "
-            "members (both rankings cut at the same depth).",
+            f"AP@{depth} = Σ P(i) rel(i) over the first {depth}, divided by min(R, {depth}), "
+            "R the class's other members (both rankings cut at the same depth).",
             "",
             f"| class | n | queries | exact mAP@{depth} | index mAP@{depth} | index / exact | "
             f"recall@{depth} | " + " | ".join(f"{k} exact / index" for k in ks) + " |",

@@ -146,17 +146,24 @@ def representation_map(bundle: Any, labels: np.ndarray, classes: Sequence[str],
     fig = Figure(figsize=(7.5, 6.2), layout="constrained")
     ax = fig.subplots()
     cmap = _class_colours(len(classes))
-    for i, name in enumerate(classes):
+    counts = {name: int(np.sum(labels[ids] == name)) for name in classes}
+    handles = {}
+    # common classes first, rare ones on top and larger, so a handful of lenses stays visible
+    for i, name in sorted(enumerate(classes), key=lambda item: -counts[item[1]]):
         sel = labels[ids] == name
         if sel.any():
-            ax.scatter(coords[sel, 0], coords[sel, 1], s=6, alpha=0.75, color=cmap[i],
-                       label=f"{name} ({int(sel.sum())})", linewidths=0)
+            rare = counts[name] < 0.25 * per_class
+            handles[name] = ax.scatter(coords[sel, 0], coords[sel, 1], s=22 if rare else 6, alpha=0.85,
+                       color=cmap[i], label=f"{name} ({counts[name]})",
+                       edgecolors="black" if rare else "none", linewidths=0.4 if rare else 0,
+                       zorder=3 if rare else 2)
     ax.set_xticks([])
     ax.set_yticks([])
     title = "t-SNE" if method == "tsne" else "PCA"
     ax.set_title(f"{title} of the {bundle.manifest.get('representation', '')} representations "
                  f"(up to {per_class} objects per class)", fontsize=9)
-    ax.legend(fontsize=7, markerscale=2.5, loc="best", frameon=False)
+    ax.legend(handles=[handles[c] for c in classes if c in handles], fontsize=7, markerscale=2,
+              loc="best", frameon=False)
     return fig, {"method": method, "objects": int(ids.size), "per_class": per_class}
 
 

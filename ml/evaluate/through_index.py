@@ -10,10 +10,11 @@ own stored vectors, with the truth of a simulated survey:
   (:meth:`ml.index.Searcher.search_vector`, the path a query takes when the precomputed arrays
   do not cover it);
 - each ranking gets the metrics of :mod:`ml.evaluate.metrics` cut at ``depth``: precision@k,
-  and average precision AP@depth = (1 / R) Σ_{i ≤ depth} P(i) rel(i), R the class's other
-  members in the bundle. Both rankings are cut at the same depth, so their ratio is what the
-  index loses; for a class with fewer than ``depth`` members AP@depth is within a few per cent
-  of the full-ranking AP (only relevant objects past the depth are missing);
+  and average precision AP@depth = Σ_{i ≤ depth} P(i) rel(i) / min(R, depth), R the class's
+  other members in the bundle (the usual mAP@k of retrieval: 1 when the first min(R, depth)
+  objects are all relevant). Both rankings are cut at the same depth, so their ratio is what
+  the index loses; for a class with fewer than ``depth`` members AP@depth is the full-ranking
+  AP less the relevant objects found past the depth;
 - recall@depth of the index against exact, per class, and the bundle-wide ANN recall@k over
   random queries (:func:`ml.index.ann_recall`).
 
@@ -71,7 +72,7 @@ def ranking_metrics(ranked_ids: np.ndarray, labels: np.ndarray, name: str, n_rel
     depth = ranked.shape[1]
     hits = ranked.cumsum(dim=1)
     positions = torch.arange(1, depth + 1, dtype=ranked.dtype)
-    ap = (hits / positions * ranked).sum(dim=1) / max(n_relevant, 1)
+    ap = (hits / positions * ranked).sum(dim=1) / max(1, min(n_relevant, depth))
     out = {f"map@{depth}": float(ap.mean())}
     for k in ks:
         if k <= depth:

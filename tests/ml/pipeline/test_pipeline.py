@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
-from conftest import tiny_toml
+from pipeline_testdata import tiny_toml
 
 from ml.index import open_bundle
 from ml.pipeline import PipelineError, load_pipeline_config, run_pipeline
