@@ -103,9 +103,9 @@ def demo(train: bool, port: int, no_serve: bool, config_path: str,
     _check_frontend()
     if no_serve:
         click.echo(f"ready ({time.monotonic() - t0:.0f} s). Serve it with:\n"
-                   f"  GALSEARCH_BUNDLE={env['GALSEARCH_BUNDLE']} "
-                   f"GALSEARCH_SURVEY={env['GALSEARCH_SURVEY']} galsearch serve & galsearch "
-                   "worker")
+                   f"  export GALSEARCH_BUNDLE={env['GALSEARCH_BUNDLE']} "
+                   f"GALSEARCH_SURVEY={env['GALSEARCH_SURVEY']}\n"
+                   "  galsearch serve & galsearch worker")
         return
 
     click.secho("galsearch demo: 3/3 the web app and its worker", bold=True)

@@ -23,6 +23,9 @@ def test_ranking_metrics_by_hand():
     assert m["map@4"] == pytest.approx((1 + 2 / 3) / 4)
     assert m["precision@1"] == 1.0 and m["precision@2"] == 0.5 and m["precision@4"] == 0.5
     assert "precision@10" not in m  # deeper than the ranking
+    # more relevant objects than the depth: normalised by the depth (1 = a perfect ranking)
+    perfect = ranking_metrics(np.array([[0, 2, 3]]), labels, "a", n_relevant=4, ks=(1,))
+    assert perfect["map@3"] == pytest.approx(1.0)
 
 
 def test_drop_self_removes_the_query_and_cuts():
