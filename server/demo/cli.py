@@ -109,7 +109,7 @@ def demo(train: bool, port: int, no_serve: bool, config_path: str,
         return
 
     click.secho("galsearch demo: 3/3 the web app and its worker", bold=True)
-    _serve(port, env, instance, t0)
+    _serve(port, env, instance, t0, setup.user_created)
 
 
 def _prepare_app():
@@ -142,7 +142,8 @@ def _check_frontend() -> None:
                     "without it.", fg="yellow")
 
 
-def _serve(port: int, env: dict[str, str], instance: Path, t0: float) -> None:
+def _serve(port: int, env: dict[str, str], instance: Path, t0: float,
+           new_user: bool) -> None:
     from server.demo.setup import DEMO_PASSWORD, DEMO_USER, EXAMPLE_CAMPAIGN
 
     logs = instance / "logs"
@@ -172,7 +173,8 @@ def _serve(port: int, env: dict[str, str], instance: Path, t0: float) -> None:
             click.echo("")
             click.secho(f"  galsearch is running at {url}  (ready after "
                         f"{time.monotonic() - t0:.0f} s)", bold=True)
-            click.echo(f"  sign in as {DEMO_USER!r} with the password {DEMO_PASSWORD!r}")
+            unless = "" if new_user else " (unless you changed it in the app)"
+            click.echo(f"  sign in as {DEMO_USER!r} with the password {DEMO_PASSWORD!r}{unless}")
             click.echo(f"  try: open the campaign {EXAMPLE_CAMPAIGN!r} and label its candidates "
                        "with a / r / u (? lists the keys), or start a campaign of your own from "
                        "any object, sky position or cutout")
