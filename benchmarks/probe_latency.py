@@ -4,10 +4,13 @@ The real pieces, end to end: the app (SQLite in a temporary folder, or ``--datab
 a ``galsearch worker`` process beside it, and a labeler (Flask's test client: the same views,
 without sockets) who labels the probe's candidates one request at a time. Each round:
 
-1. the labeler writes ``GALSEARCH_PROBE_DEBOUNCE_LABELS`` (8) labels on the current page; the
-   8th makes the campaign's queued probe run due (debounce by count);
-2. the worker claims it (it polls the queue every ``--poll`` s), trains the probe (C by
-   cross-validation, 2000 weak negatives), stores the version;
+1. the labeler writes ``GALSEARCH_PROBE_DEBOUNCE_LABELS`` (8) labels on the current page,
+   about ``--label-interval`` s apart (1 s: a fast person; 0.5-1.5 times it, at random, so that
+   labels do not keep step with the worker's polls); the 8th makes the campaign's queued probe
+   run due (debounce by count);
+2. the worker claims it (woken by PostgreSQL's NOTIFY, or at its next poll every ``--poll`` s
+   on SQLite), trains the probe (C by cross-validation, 2000 weak negatives), stores the
+   version;
 3. the labeler's client polls the probe's state every 20 ms and, when the version changes,
    asks for the next page: the latency ends when that page, ordered by the new version
    (``probe_version``), has been served.
@@ -131,13 +134,15 @@ def timed(fn) -> tuple[float, object]:
 
 
 def wait_for_version(labeler: Labeler, cid: int, after: int) -> tuple[float, datetime, dict]:
-    """Poll the probe's state until a version newer than ``after`` exists, then fetch the page
+    """Poll the probe's state until a version newer than ``after`` that has read every label
+    exists (a run the debounce started on part of a page does not count), then fetch the page
     it orders; returns when the page was served (perf_counter and UTC) and the page."""
     deadline = time.perf_counter() + TIMEOUT_S
     while time.perf_counter() < deadline:
         state = labeler.call("GET", f"/api/campaigns/{cid}/probe")
         current = state["current"]
-        if current is not None and current["version"] > after:
+        if (current is not None and current["version"] > after
+                and state["label_changes_since"] == 0):
             page = labeler.call("GET", f"/api/campaigns/{cid}/candidates")
             if page["probe_version"] and page["probe_version"] > after:
                 return time.perf_counter(), utcnow(), page
@@ -148,15 +153,17 @@ def wait_for_version(labeler: Labeler, cid: int, after: int) -> tuple[float, dat
     raise TimeoutError(f"no probe version after {after} within {TIMEOUT_S} s")
 
 
-def job_breakdown(app, t0_wall) -> dict:
-    """Where the time of the campaign's latest probe job went (seconds)."""
+def job_breakdown(app, t0_wall, campaign_id: int, version: int) -> dict:
+    """Where the time of the probe job that made ``version`` went (seconds)."""
     from sqlalchemy import select
 
     from server.extensions import db
-    from server.models import Job
+    from server.models import Job, ProbeRun
 
     with app.app_context():
-        job = db.session.scalars(select(Job).order_by(Job.id.desc()).limit(1)).one()
+        job_id = db.session.scalar(select(ProbeRun.job_id).where(
+            ProbeRun.campaign_id == campaign_id, ProbeRun.version == version))
+        job = db.session.get(Job, job_id)
         due = max(job.run_after, t0_wall)
         return {"wait_for_claim": (job.started_at - due).total_seconds(),
                 "train": (job.result or {}).get("seconds"),
@@ -187,36 +194,45 @@ def measure(n: int, dim: int, args) -> dict:
                                    str(args.poll)], env=env, cwd=REPO,
                                   stdout=subprocess.DEVNULL, stderr=log)
         try:
-            labeler = Labeler(app)
+            labeler = Labeler(app, f"bench-{n}-{dim}-{os.getpid()}")  # a database may be reused
             cid = labeler.call("POST", "/api/campaigns", json={"name": "latency",
                                                               "target": "lens"})["id"]
             labeler.call("POST", f"/api/campaigns/{cid}/seeds",
                          json={"object_id": int(target[0])})
             similarity_s = [timed(lambda: labeler.call(
                 "GET", f"/api/campaigns/{cid}/candidates"))[0] for _ in range(5)]
-            page = labeler.call("GET", f"/api/campaigns/{cid}/candidates")
-            # the first page, labeled in bulk, trains version 1 (the worker warms up)
-            labeler.call("POST", f"/api/campaigns/{cid}/labels/bulk", json={"labels": [
-                {"object_id": c["object_id"],
-                 "value": "accept" if truth[c["object_id"]] == "lens" else "reject"}
-                for c in page["items"]]})
+            # similarity pages, labeled in bulk until both classes are there, train version 1
+            # (and warm the worker up)
+            values: set[str] = set()
+            while values != {"accept", "reject"}:
+                page = labeler.call("GET", f"/api/campaigns/{cid}/candidates")
+                labels = [{"object_id": c["object_id"],
+                           "value": "accept" if truth[c["object_id"]] == "lens" else "reject"}
+                          for c in page["items"]]
+                labeler.call("POST", f"/api/campaigns/{cid}/labels/bulk",
+                             json={"labels": labels})
+                values |= {label["value"] for label in labels}
             _, _, page = wait_for_version(labeler, cid, 0)
             version = page["probe_version"]
-            probe_page_s = [timed(lambda: labeler.call(
-                "GET", f"/api/campaigns/{cid}/candidates"))[0] for _ in range(5)]
+            probe_page_s = {strategy: [timed(lambda s=strategy: labeler.call(
+                "GET", f"/api/campaigns/{cid}/candidates?strategy={s}"))[0] for _ in range(3)]
+                for strategy in ("top", "uncertainty", "mix")}
             rounds: dict[str, list[dict]] = {"count": [], "pause": []}
+            pace = np.random.default_rng(1)
             plan = ["count"] * args.rounds + ["pause"] * args.pause_rounds
             for kind in plan:
                 writes = app.config["PROBE_DEBOUNCE_LABELS"] if kind == "count" else 2
                 items = page["items"][:writes]
-                for item in items:
+                for i, item in enumerate(items):
+                    if i:  # a person's pace varies: 0.5-1.5 times the interval
+                        time.sleep(args.label_interval * pace.uniform(0.5, 1.5))
                     object_id = item["object_id"]
                     labeler.call("PUT", f"/api/campaigns/{cid}/labels/{object_id}", json={
                         "value": "accept" if truth[object_id] == "lens" else "reject"})
                 t0, t0_wall = time.perf_counter(), utcnow()
                 served, served_wall, page = wait_for_version(labeler, cid, version)
                 version = page["probe_version"]
-                parts = job_breakdown(app, t0_wall)
+                parts = job_breakdown(app, t0_wall, cid, version)
                 # the client's state polling (every 20 ms) and the page's own time
                 parts["serve_after_stored"] = (served_wall
                                                - parts.pop("finished_at")).total_seconds()
@@ -237,11 +253,12 @@ def measure(n: int, dim: int, args) -> dict:
                 db.engine.dispose()
     similarity_ms = float(np.median(similarity_s) * 1e3)
     row = {"n": n, "dim": dim, "database": "postgresql" if args.database_url else "sqlite",
-           "poll_s": args.poll, "debounce_labels": app.config["PROBE_DEBOUNCE_LABELS"],
+           "poll_s": args.poll, "label_interval_s": args.label_interval,
+           "debounce_labels": app.config["PROBE_DEBOUNCE_LABELS"],
            "debounce_s": app.config["PROBE_DEBOUNCE_S"],
            "unlabeled": app.config["PROBE_UNLABELED"],
            "similarity_page_ms": similarity_ms,
-           "probe_page_ms": float(np.median(probe_page_s) * 1e3)}
+           "probe_page_ms": {k: float(np.median(v) * 1e3) for k, v in probe_page_s.items()}}
     for kind, entries in rounds.items():
         if not entries:
             continue
@@ -262,13 +279,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10, help="count-debounced rounds per N")
     parser.add_argument("--pause-rounds", type=int, default=3, help="time-debounced rounds")
     parser.add_argument("--poll", type=float, default=1.0, help="the worker's --poll")
+    parser.add_argument("--label-interval", type=float, default=1.0,
+                        help="seconds between one person's labels")
     parser.add_argument("--database-url", help="default: SQLite in a temporary folder")
     parser.add_argument("--data-dir", default=str(REPO / "data" / "bench_probe"))
-    parser.add_argument("--quick", action="store_true", help="N = 20,000, d = 64, 3 rounds")
+    parser.add_argument("--quick", action="store_true",
+                        help="N = 20,000, d = 64, 3 rounds, labels 0.2 s apart")
     parser.add_argument("--merge", action="store_true", help="keep rows of other sizes")
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.dim, args.rounds, args.pause_rounds = "20000", 64, 3, 1
+        args.label_interval = min(args.label_interval, 0.2)
     out = RESULTS / ("probe_latency_quick.json" if args.quick else "probe_latency.json")
     load_before = load_average()
     rows = []
@@ -288,7 +309,7 @@ def main() -> None:
           f"{result['load_average_after']})")
     print(f"{'N':>9s} {'d':>5s} {'db':>10s} {'p50 s':>7s} {'p90 s':>7s} {'x sim page':>10s} "
           f"{'claim':>6s} {'train':>6s} {'pause p50':>9s} {'sim page ms':>11s} "
-          f"{'probe page ms':>13s}")
+          "probe page ms (top/unc/mix)")
     for r in rows:
         count, parts = r.get("count_latency_s"), r.get("count_breakdown_median_s", {})
         pause = r.get("pause_latency_s")
@@ -299,7 +320,8 @@ def main() -> None:
               f"{parts.get('wait_for_claim', float('nan')):6.2f} "
               f"{parts.get('train', float('nan')):6.2f} "
               f"{pause['p50'] if pause else float('nan'):9.2f} "
-              f"{r['similarity_page_ms']:11.1f} {r['probe_page_ms']:13.1f}")
+              f"{r['similarity_page_ms']:11.1f} "
+              + "/".join(f"{v:.0f}" for v in r["probe_page_ms"].values()))
     print(f"wrote {out}")
 
 
