@@ -90,9 +90,13 @@ class BulgeDisk:
         stamp, x0, y0 = scene.draw_profile(disk, self.x, self.y, radius)
         if self.dust_tau_r > 0 and stamp.size:
             dimmed = self._dust_lane(scene, stamp, x0, y0)  # (3, h, w)
-            scene.add_pre(dimmed, x0, y0, self.disk_flux)
             kept = dimmed.reshape(3, -1).sum(axis=1) / max(float(stamp.sum()), 1e-30)
-            self.disk_flux = self.disk_flux * kept
+            # The drawn magnitude is an observed one (the survey's z < 20 cut is on observed
+            # light): brighten the disk behind the lane so its z flux through the dust is the
+            # drawn one, while g and r, more absorbed, redden.
+            gain = 1.0 / max(float(kept[2]), 1e-6)
+            scene.add_pre(dimmed, x0, y0, self.disk_flux * gain)
+            self.disk_flux = self.disk_flux * kept * gain
         else:
             scene.add_pre(stamp, x0, y0, self.disk_flux)
 

@@ -119,3 +119,13 @@ def test_neighbours_add_light_around_the_target(library):
     extra = crowded.image.sum(axis=(1, 2)) - alone.image.sum(axis=(1, 2))
     assert (extra > 0).all()
     np.testing.assert_array_equal(crowded.catalog["flux"], alone.catalog["flux"])
+
+
+def test_dusty_edge_on_disks_stay_inside_the_z_selection():
+    # the z < 20 cut is on observed light: a dust lane reddens the disk but keeps its drawn z flux
+    dusty = 0
+    for index in range(40):
+        obj = simulate_object(SEED, 2000 + index, "edge_on", None, CLEAN)
+        assert flux_to_mag(obj.catalog["flux"][2]) < 20.0
+        dusty += bool(np.isfinite(obj.truth["dust_lane_tau_r"]))
+    assert dusty >= 10
