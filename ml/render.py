@@ -11,6 +11,7 @@ contact sheets and the network input all go through it.
 from __future__ import annotations
 
 import io
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,5 +81,8 @@ def png_bytes(image: np.ndarray, size: int | None = None,
         pil = pil.resize((size, size), Image.Resampling.LANCZOS if size < pil.width
                          else Image.Resampling.NEAREST)
     buf = io.BytesIO()
-    pil.save(buf, format="PNG", optimize=False, compress_level=3)
+    # noisy sky leaves deflate little to find: run-length matching keeps its size (within 1 %
+    # of level 3 on simulated DR9 cutouts) at half the encoding time, the largest cost of a
+    # cutout served for the first time
+    pil.save(buf, format="PNG", optimize=False, compress_level=1, compress_type=zlib.Z_RLE)
     return buf.getvalue()

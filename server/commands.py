@@ -33,7 +33,10 @@ def serve(host: str, port: int, debug: bool) -> None:
     """
     from sqlalchemy.engine import make_url
 
+    from server.cutouts import render_on_one_thread
+
     app = _app()
+    render_on_one_thread()  # as gunicorn's workers: cutouts render on request threads
     database = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).render_as_string(
         hide_password=True)
     click.echo(f"galsearch on http://{host}:{port}/ (database: {database})", err=True)

@@ -23,7 +23,6 @@ intranet).
 from __future__ import annotations
 
 import os
-import sys
 
 os.environ.setdefault("GALSEARCH_ENV", "production")
 
@@ -51,6 +50,6 @@ forwarded_allow_ips = os.environ.get("GALSEARCH_FORWARDED_ALLOW_IPS", "127.0.0.1
 def post_fork(server, worker) -> None:
     """Workers render cutouts on their own threads: torch's intra-op thread pool would only add
     contention for 3 x 152 x 152 images."""
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(1)
+    from server.cutouts import render_on_one_thread
+
+    render_on_one_thread()

@@ -88,3 +88,20 @@ def test_serve_help_lists_its_options(run):
     result = run("serve", "--help")
     assert result.exit_code == 0
     assert "--host" in result.output and "--port" in result.output
+
+
+def test_serve_renders_cutouts_on_one_torch_thread(run, monkeypatch):
+    import torch
+    from apiflask import APIFlask
+
+    served = {}
+    monkeypatch.setattr(APIFlask, "run", lambda self, **kwargs: served.update(kwargs))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        result = run("serve", "--port", "5123")
+        assert result.exit_code == 0, result.output
+        assert served["port"] == 5123 and served["threaded"] is True
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
