@@ -16,13 +16,15 @@ from server.api import (
     probe,
     seeds,
     session,
+    survey,
     team,
     tokens,
     users,
 )
 
 BLUEPRINTS = (session.bp, tokens.bp, users.bp, campaigns.bp, members.bp, labels.bp, seeds.bp,
-              candidates.bp, objects.bp, team.bp, jobs.bp, probe.bp, imports.bp, exports.bp)
+              candidates.bp, objects.bp, survey.bp, team.bp, jobs.bp, probe.bp, imports.bp,
+              exports.bp)
 
 
 def register_blueprints(app: APIFlask) -> None:

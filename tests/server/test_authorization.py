@@ -204,6 +204,9 @@ ENDPOINTS = [
     Endpoint("GET", "/api/objects/<int:object_id>", lambda w: "/api/objects/3", signed_in(200)),
     Endpoint("GET", "/api/objects/<int:object_id>/cutout.png",
              lambda w: "/api/objects/3/cutout.png?size=32", signed_in(200)),
+    Endpoint("GET", "/api/survey", lambda w: "/api/survey", signed_in(200)),
+    Endpoint("GET", "/api/survey/random", lambda w: "/api/survey/random?count=3",
+             signed_in(200)),
 ]
 
 
