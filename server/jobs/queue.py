@@ -45,6 +45,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     update,
@@ -138,7 +139,11 @@ def enqueue(session: Session, kind: str, *, campaign_id: int | None = None,
     if due_after_requests is not None:
         whens.append((total >= due_after_requests, literal(now, Job.run_after.type)))
     statement = statement.on_conflict_do_update(
-        index_elements=[Job.coalesce_key], index_where=Job.status == QUEUED,
+        # the partial index's predicate as a literal: a bound parameter would make PostgreSQL
+        # unable to infer the index once psycopg prepares the statement (its 6th run on a
+        # connection: "no unique or exclusion constraint matching the ON CONFLICT")
+        index_elements=[Job.coalesce_key],
+        index_where=Job.status == literal_column(f"'{QUEUED.value}'"),
         # else: the request's own time, now + delay (the debounce slides) or now
         set_={"requests": total, "run_after": case(*whens, else_=statement.excluded.run_after),
               # someone who asks for it by name becomes who asked

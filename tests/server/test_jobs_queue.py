@@ -228,3 +228,14 @@ def test_concurrent_claims_never_hand_a_job_to_two_workers(app):
     assert len(everything) == n_jobs == len(set(everything))
     assert sum(1 for ids in claimed.values() if ids) > 1  # they did compete
     assert all(j.status == JobStatus.RUNNING and j.attempts == 1 for j in jobs(app))
+
+
+def test_coalescing_survives_prepared_statements(app):
+    """psycopg prepares a statement at its 6th run on a connection; the upsert's conflict
+    target must still name the partial index then (not a bound parameter)."""
+    with app.app_context():
+        for _ in range(12):  # one connection: the session's, across commits
+            queue.enqueue(db.session, TEST_KIND, coalesce_key="prepared", delay_s=60)
+            db.session.commit()
+    [job] = [j for j in jobs(app) if j.coalesce_key == "prepared"]
+    assert job.requests == 12
