@@ -15,149 +15,18 @@
  * - 401 anywhere but sign-in calls `onUnauthorized` (the app then shows the sign-in screen).
  */
 
-export type Role = 'owner' | 'labeler' | 'viewer';
-export type LabelValue = 'accept' | 'reject' | 'unsure';
+import type {
+  Agreement, Campaign, CampaignInput, CandidatePage, ConsensusBasis, ConsensusFilter,
+  ConsensusPage, Export, ExportInput, FieldErrors, HistoryPage, ImportInput, ImportReport, Job,
+  Label, LabelOwner, LabelPage, LabelSource, LabelValue, Member, ProbeRunPage, ProbeStatus,
+  ProbeStrategy, Progress, RandomObjects, Role, Seed, SeedInput, Session, SurveyInfo,
+  SurveyObject,
+} from './schemas';
+
+export type * from './schemas';
+
 export const LABEL_VALUES: readonly LabelValue[] = ['accept', 'reject', 'unsure'];
 export const ROLES: readonly Role[] = ['owner', 'labeler', 'viewer'];
-
-export interface User {
-  id: number;
-  username: string;
-  is_admin: boolean;
-  is_active: boolean;
-  created_at: string;
-  last_sign_in_at: string | null;
-}
-
-export interface Session {
-  user: User;
-  auth: 'session' | 'token';
-  csrf_token: string | null;
-}
-
-/** A campaign's search settings; every key optional (null: not set). */
-export interface CampaignSettings {
-  mag_window?: number | null; // |Δmag_r| to the seed
-  mag_r_min?: number | null;
-  mag_r_max?: number | null;
-  source_types?: string[] | null;
-}
-
-export interface Campaign {
-  id: number;
-  name: string;
-  description: string;
-  target: string;
-  settings: CampaignSettings;
-  created_by: string | null;
-  created_at: string;
-  updated_at: string;
-  role: Role; // the caller's role
-}
-
-export interface CampaignInput {
-  name: string;
-  description?: string;
-  target?: string;
-  settings?: CampaignSettings;
-}
-
-export interface Member {
-  user_id: number;
-  username: string;
-  role: Role;
-  created_at: string;
-}
-
-/** One user's label on one object; value null: no label. */
-export interface Label {
-  campaign_id: number;
-  object_id: number;
-  user_id: number;
-  value: LabelValue | null;
-  created_at: string | null;
-  updated_at: string | null;
-  changed?: boolean; // writes only: whether this request changed the label
-}
-
-export interface LabelPage {
-  items: Label[];
-  next_after: number | null;
-}
-
-export interface HistoryEntry {
-  id: number;
-  campaign_id: number;
-  object_id: number;
-  user_id: number;
-  action: 'create' | 'change' | 'delete';
-  old_value: LabelValue | null;
-  new_value: LabelValue | null;
-  batch: string;
-  undo_of_id: number | null;
-  created_at: string;
-}
-
-export interface HistoryPage {
-  items: HistoryEntry[];
-  next_before: number | null;
-}
-
-export type SeedKind = 'object' | 'sky' | 'vector';
-
-/** What a campaign looks for: an object, a sky position matched to one, or an uploaded cutout. */
-export interface Seed {
-  id: number;
-  kind: SeedKind;
-  object_id: number | null; // the seed object, or the object matched to the position
-  ra: number | null; // degrees (sky seeds)
-  dec: number | null;
-  separation_arcsec: number | null; // sky seeds: distance to the matched object
-  vector_dim: number | null; // uploaded cutouts: length of the representation
-  note: string;
-  added_by: string | null;
-  created_at: string;
-}
-
-export type SeedInput =
-  | { object_id: number; note?: string }
-  | { ra: number; dec: number; tolerance_arcsec?: number; note?: string };
-
-export interface Candidate {
-  object_id: number;
-  score: number; // what ordered the page (see CandidatePage.order)
-  ra: number; // degrees
-  dec: number;
-  mag_r: number | null;
-}
-
-export interface CandidatePage {
-  items: Candidate[];
-  next_cursor: string | null;
-  order: string; // 'similarity' (to the seeds)
-  skipped_seeds: number[]; // seeds the server's search bundle cannot use
-}
-
-export interface Neighbour {
-  object_id: number;
-  score: number; // cosine similarity
-}
-
-export interface SurveyObject {
-  object_id: number;
-  ra: number; // degrees
-  dec: number;
-  mag_r: number | null;
-  catalog: Record<string, unknown>; // every catalog column (per-band ones as g, r, z lists)
-  viewer_url: string; // the object in the Legacy Surveys sky viewer
-  neighbours: Neighbour[] | null; // null: the server has no search bundle
-}
-
-/** Whose labels a listing returns: the caller's, everyone's, or one user's. */
-export type LabelOwner = 'me' | 'all' | number;
-
-/** Location (json, query, path) -> field -> messages, as the server reports a 422. */
-export type FieldErrors = Record<string, Record<string, unknown>>;
 
 /** An error answered by the API, or (status 0) a request that did not reach it. */
 export class ApiError extends Error {
@@ -228,7 +97,9 @@ export const RETRY_DELAYS_MS: readonly number[] = [300, 1500];
 const RETRY_AFTER_CAP_MS = 10_000;
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
-type Query = Record<string, string | number | boolean | null | undefined>;
+type QueryValue = string | number | boolean | null | undefined;
+/** A query's parameters; a list is sent as the parameter repeated (`value=a&value=b`). */
+type Query = Record<string, QueryValue | readonly (string | number)[]>;
 
 interface RequestOptions {
   body?: unknown;
@@ -255,7 +126,8 @@ export function buildQuery(query: Query | undefined): string {
   if (!query) return '';
   const params = new URLSearchParams();
   for (const [key, value] of Object.entries(query)) {
-    if (value !== undefined && value !== null) params.set(key, String(value));
+    if (Array.isArray(value)) for (const item of value) params.append(key, String(item));
+    else if (value !== undefined && value !== null) params.set(key, String(value));
   }
   const text = params.toString();
   return text ? `?${text}` : '';
@@ -412,11 +284,15 @@ export class ApiClient {
     return this.request('DELETE', `/api/campaigns/${campaignId}/seeds/${seedId}`);
   }
 
-  /** A page of objects to label, best first; `cursor`: the previous page's next_cursor. */
-  candidates(campaignId: number, options: { limit?: number; cursor?: string | null } = {},
-             signal?: AbortSignal): Promise<CandidatePage> {
+  /**
+   * A page of objects to label, best first; `cursor`: the previous page's next_cursor;
+   * `strategy`: the probe's order for this request (default: the campaign's).
+   */
+  candidates(campaignId: number, options: { limit?: number; cursor?: string | null;
+    strategy?: ProbeStrategy | null } = {}, signal?: AbortSignal): Promise<CandidatePage> {
     return this.request('GET', `/api/campaigns/${campaignId}/candidates`, {
-      query: { limit: options.limit, cursor: options.cursor ?? undefined }, signal });
+      query: { limit: options.limit, cursor: options.cursor, strategy: options.strategy },
+      signal });
   }
 
   // -- labels --------------------------------------------------------------------------------
@@ -457,6 +333,18 @@ export class ApiClient {
     return this.request('GET', `/api/objects/${objectId}`, { query: options, signal });
   }
 
+  // -- the survey ------------------------------------------------------------------------------
+  /** How many objects, which bands and source types, the search bundle. */
+  survey(): Promise<SurveyInfo> {
+    return this.request('GET', '/api/survey');
+  }
+
+  /** Objects drawn at random (without repeats) from those the filters allow. */
+  randomObjects(options: { count?: number; source_type?: string[]; mag_r_min?: number;
+    mag_r_max?: number } = {}): Promise<RandomObjects> {
+    return this.request('GET', '/api/survey/random', { query: options });
+  }
+
   /**
    * The address of an object's cutout PNG (an <img> loads it with the session cookie).
    * `size`: pixels (default: the survey's); `brightness`: multiplies the stretch (1: as is).
@@ -465,6 +353,84 @@ export class ApiClient {
     const brightness = options.brightness === 1 ? undefined : options.brightness;
     return `${this.baseUrl}/api/objects/${objectId}/cutout.png` +
       buildQuery({ size: options.size, brightness });
+  }
+
+  // -- the probe and background jobs ---------------------------------------------------------
+  /** The probe that orders the pages now, its metrics, and the latest probe job. */
+  probeStatus(campaignId: number, signal?: AbortSignal): Promise<ProbeStatus> {
+    return this.request('GET', `/api/campaigns/${campaignId}/probe`, { signal });
+  }
+
+  /** The probe's versions, newest first. */
+  probeRuns(campaignId: number, options: { before?: number; limit?: number } = {})
+    : Promise<ProbeRunPage> {
+    return this.request('GET', `/api/campaigns/${campaignId}/probe/runs`, { query: options });
+  }
+
+  /** Retrain the probe now; answers the queued job. */
+  retrainProbe(campaignId: number): Promise<Job> {
+    return this.request('POST', `/api/campaigns/${campaignId}/probe/retrain`);
+  }
+
+  cancelJob(campaignId: number, jobId: number): Promise<Job> {
+    return this.request('POST', `/api/campaigns/${campaignId}/jobs/${jobId}/cancel`);
+  }
+
+  // -- team campaigns ----------------------------------------------------------------------
+  /** Voted objects in id order with their consensus; `after`: the last page's next_after. */
+  consensus(campaignId: number, options: { value?: ConsensusFilter[]; basis?: ConsensusBasis;
+    after?: number; limit?: number } = {}): Promise<ConsensusPage> {
+    return this.request('GET', `/api/campaigns/${campaignId}/consensus`, { query: options });
+  }
+
+  /** Fleiss' kappa, and Cohen's kappa of each pair of labelers. */
+  agreement(campaignId: number): Promise<Agreement> {
+    return this.request('GET', `/api/campaigns/${campaignId}/agreement`);
+  }
+
+  /** Each labeler's labels and rate over the last `window_minutes`; consensus totals. */
+  progress(campaignId: number, options: { window_minutes?: number } = {}): Promise<Progress> {
+    return this.request('GET', `/api/campaigns/${campaignId}/progress`, { query: options });
+  }
+
+  // -- imports and exports ---------------------------------------------------------------
+  /** Import a CSV or FITS table as seeds, or as labels of a named source (`dryRun`: only
+   * match and report). */
+  importTable(campaignId: number, input: ImportInput): Promise<ImportReport> {
+    const form = new FormData();
+    form.append('file', input.file, input.fileName);
+    form.append('into', input.into);
+    if (input.source) form.append('source', input.source);
+    if (input.value) form.append('value', input.value);
+    if (input.toleranceArcsec !== undefined) {
+      form.append('tolerance_arcsec', String(input.toleranceArcsec));
+    }
+    form.append('dry_run', String(input.dryRun));
+    return this.request('POST', `/api/campaigns/${campaignId}/imports`, { body: form });
+  }
+
+  /** The sources labels were imported from. */
+  listSources(campaignId: number): Promise<LabelSource[]> {
+    return this.request('GET', `/api/campaigns/${campaignId}/sources`);
+  }
+
+  deleteSource(campaignId: number, source: string): Promise<void> {
+    return this.request('DELETE',
+                        `/api/campaigns/${campaignId}/sources/${encodeURIComponent(source)}`);
+  }
+
+  /** Start an export (a background job writes the file); answers its record. */
+  startExport(campaignId: number, input: ExportInput): Promise<Export> {
+    return this.request('POST', `/api/campaigns/${campaignId}/exports`, { body: input });
+  }
+
+  /** The campaign's exports, newest first. */
+  listExports(campaignId: number): Promise<Export[]> {
+    return this.request('GET', `/api/campaigns/${campaignId}/exports`);
+  }
+
+  deleteExport(campaignId: number, exportId: number): Promise<void> {
+    return this.request('DELETE', `/api/campaigns/${campaignId}/exports/${exportId}`);
   }
 }
 

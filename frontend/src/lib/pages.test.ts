@@ -70,3 +70,46 @@ describe('PageQueue', () => {
     expect(queue.error).toBeNull();
   });
 });
+
+describe('PageQueue after the order changed', () => {
+  it('restarts from the first page on the next advance, dropping the prefetched one', async () => {
+    const { fetchPage, fetched } = listing();
+    const queue = new PageQueue(fetchPage);
+    await queue.start();
+    await flush();
+    expect(fetched).toEqual([null, 'b']);
+    queue.restartOnAdvance();
+    expect(queue.hasNext).toBe(true);
+    expect(await queue.advance()).toBe(true);
+    await flush();
+    expect(fetched).toEqual([null, 'b', null, 'b']); // the first page again, then its next
+    expect(queue.current?.items).toEqual([1, 2]);
+    expect(queue.number).toBe(2);
+  });
+
+  it('reloads the first page in place, keeping the page number', async () => {
+    const { fetchPage, fetched } = listing();
+    const queue = new PageQueue(fetchPage);
+    await queue.start();
+    await queue.advance();
+    await flush();
+    expect(queue.number).toBe(2);
+    expect(await queue.reload()).toBe(true);
+    expect(queue.current?.items).toEqual([1, 2]);
+    expect(queue.number).toBe(2);
+    expect(fetched.filter((c) => c === null)).toHaveLength(2);
+  });
+
+  it('keeps the current page when the reload fails', async () => {
+    const failures = new Set<string>();
+    const { fetchPage } = listing(failures);
+    const queue = new PageQueue(fetchPage);
+    await queue.start();
+    await queue.advance();
+    failures.add('first');
+    expect(await queue.reload()).toBe(false);
+    expect(queue.error).toBe('page first failed');
+    expect(queue.current?.items).toEqual([3, 4]);
+    expect(queue.number).toBe(2);
+  });
+});

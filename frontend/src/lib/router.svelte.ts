@@ -8,15 +8,21 @@
  * | `/campaigns/:id` | label its candidates |
  * | `/campaigns/:id/seeds` | the examples its candidates are ranked against |
  * | `/campaigns/:id/review` | your labels in it, to check and change |
+ * | `/campaigns/:id/learning` | active learning: the probe's versions and metrics, retraining |
+ * | `/campaigns/:id/progress` | the team's progress, agreement and consensus |
  * | `/campaigns/:id/members` | its team |
- * | `/campaigns/:id/settings` | its description, search settings, deletion (owners) |
+ * | `/campaigns/:id/import` | tables of objects brought in as seeds or a source's labels |
+ * | `/campaigns/:id/exports` | files of its labels |
+ * | `/campaigns/:id/settings` | its description, settings, deletion (owners) |
  *
  * Every navigation leaves a performance mark ({@link NAVIGATION_MARK}), from which screens
  * measure how long they took to show (the browser tests read these measures).
  */
 
-export type CampaignTab = 'label' | 'seeds' | 'review' | 'members' | 'settings';
-export const CAMPAIGN_TABS: readonly CampaignTab[] = ['label', 'seeds', 'review', 'members',
+export type CampaignTab = 'label' | 'seeds' | 'review' | 'learning' | 'progress' | 'members'
+  | 'import' | 'exports' | 'settings';
+export const CAMPAIGN_TABS: readonly CampaignTab[] = ['label', 'seeds', 'review', 'learning',
+                                                      'progress', 'members', 'import', 'exports',
                                                       'settings'];
 
 export type Route =

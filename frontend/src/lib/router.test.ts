@@ -11,6 +11,9 @@ describe('routes', () => {
     expect(parseRoute('/campaigns/12/members')).toEqual({ name: 'campaign', id: 12, tab: 'members' });
     expect(parseRoute('/campaigns/12/review')).toEqual({ name: 'campaign', id: 12, tab: 'review' });
     expect(parseRoute('/campaigns/12/seeds')).toEqual({ name: 'campaign', id: 12, tab: 'seeds' });
+    for (const tab of ['learning', 'progress', 'import', 'exports'] as const) {
+      expect(parseRoute(`/campaigns/12/${tab}`)).toEqual({ name: 'campaign', id: 12, tab });
+    }
   });
 
   it('send anything else to not-found', () => {
@@ -25,7 +28,9 @@ describe('routes', () => {
       { name: 'campaigns' }, { name: 'new-campaign' },
       { name: 'campaign', id: 3, tab: 'label' }, { name: 'campaign', id: 3, tab: 'members' },
       { name: 'campaign', id: 3, tab: 'review' }, { name: 'campaign', id: 3, tab: 'seeds' },
-      { name: 'campaign', id: 3, tab: 'settings' },
+      { name: 'campaign', id: 3, tab: 'settings' }, { name: 'campaign', id: 3, tab: 'learning' },
+      { name: 'campaign', id: 3, tab: 'progress' }, { name: 'campaign', id: 3, tab: 'import' },
+      { name: 'campaign', id: 3, tab: 'exports' },
     ];
     for (const route of routes) expect(parseRoute(routePath(route))).toEqual(route);
   });
