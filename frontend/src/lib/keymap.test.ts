@@ -9,6 +9,7 @@ describe('actionForKey', () => {
     expect(actionForKey({ key: '0' })).toEqual({ kind: 'label', value: null });
     expect(actionForKey({ key: 'z' })).toEqual({ kind: 'undo' });
     expect(actionForKey({ key: 'n' })).toEqual({ kind: 'next-page' });
+    expect(actionForKey({ key: 'o' })).toEqual({ kind: 'reorder' });
     expect(actionForKey({ key: ' ' })).toEqual({ kind: 'detail' });
     expect(actionForKey({ key: 'Escape' })).toEqual({ kind: 'close' });
     expect(actionForKey({ key: 'ArrowDown' })).toEqual({ kind: 'move', to: 'down' });

@@ -11,6 +11,7 @@
  * | Escape | close the detail |
  * | z | undo your last label change |
  * | n | next page |
+ * | o | reorder now by the newest probe (when one is newer than the page) |
  * | ? | show or hide the key list |
  *
  * Keys with Ctrl, Alt or Meta are left to the browser (Ctrl+R must still reload), and keys
@@ -26,6 +27,7 @@ export type GridAction =
   | { kind: 'close' }
   | { kind: 'undo' }
   | { kind: 'next-page' }
+  | { kind: 'reorder' }
   | { kind: 'help' };
 
 export type Move = Extract<GridAction, { kind: 'move' }>['to'];
@@ -55,6 +57,7 @@ const KEYS: Record<string, GridAction> = {
   Escape: { kind: 'close' },
   z: { kind: 'undo' },
   n: { kind: 'next-page' },
+  o: { kind: 'reorder' },
   '?': { kind: 'help' },
 };
 
@@ -67,6 +70,7 @@ export const KEY_HELP: readonly (readonly [string, string])[] = [
   ['Esc', 'close the details'],
   ['z', 'undo your last label change'],
   ['n', 'next page'],
+  ['o', 'reorder by the newest probe'],
   ['?', 'show or hide this list'],
 ];
 

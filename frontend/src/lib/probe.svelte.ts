@@ -13,6 +13,8 @@ import type { ApiClient, Job, ProbeRun, ProbeStatus } from '../api';
 export const POLL_BUSY_MS = 1000;
 export const POLL_IDLE_MS = 4000;
 export const POLL_HIDDEN_MS = 30_000;
+/** After a label change: look a moment later, when the server has queued the retraining. */
+export const NUDGE_MS = 700;
 
 /** Whether a job may still change something (it has not ended). */
 export function jobActive(job: Job | null | undefined): boolean {
@@ -31,6 +33,16 @@ export function probeMetrics(run: ProbeRun): { auc: string; precision: string } 
   if (!cv) return { auc: '—', precision: '—' };
   return { auc: `${cv.roc_auc.toFixed(3)} ± ${cv.roc_auc_std.toFixed(3)}`,
            precision: `${(cv.precision_at_top * 100).toFixed(0)} % of top ${cv.precision_at_top_k}` };
+}
+
+/**
+ * The probe version a page should follow when it is not the one that ordered it: the newest
+ * version, once there is one and the page was ordered otherwise (by similarity, or an older
+ * probe); null when the page is up to date.
+ */
+export function newerVersion(current: number | null, pageVersion: number | null | undefined)
+  : number | null {
+  return current !== null && current !== (pageVersion ?? null) ? current : null;
 }
 
 /** What a job is doing, in words. */
@@ -104,6 +116,17 @@ export class ProbeWatcher {
       if (controller.signal.aborted) return;
       this.error = error instanceof Error ? error.message : String(error);
     }
+  }
+
+  /** Labels changed: look again shortly (the server queues a retraining), unless a look is
+   * due sooner. */
+  nudge(delayMs = NUDGE_MS): void {
+    if (!this.running) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (this.running) void this.poll();
+    }, delayMs);
   }
 
   /** Queue a retraining due at once; the job shows in `status` right away. */

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Job, ProbeRun, ProbeStatus } from '../api';
 import {
-  describeJob, jobActive, pollDelayMs, POLL_BUSY_MS, POLL_HIDDEN_MS, POLL_IDLE_MS, probeMetrics,
+  describeJob, jobActive, newerVersion, NUDGE_MS, pollDelayMs, POLL_BUSY_MS, POLL_HIDDEN_MS, POLL_IDLE_MS, probeMetrics,
   ProbeWatcher,
 } from './probe.svelte';
 
@@ -31,6 +31,16 @@ describe('polling', () => {
     expect(pollDelayMs(null, false)).toBe(POLL_IDLE_MS);
     expect(pollDelayMs(status(null, job('running')), true)).toBe(POLL_HIDDEN_MS);
     expect(jobActive(job('failed'))).toBe(false);
+  });
+});
+
+describe('newerVersion', () => {
+  it('names the probe a page should follow, or null when it follows it already', () => {
+    expect(newerVersion(null, null)).toBeNull(); // no probe yet: similarity is right
+    expect(newerVersion(1, null)).toBe(1); // a similarity page, and now a probe
+    expect(newerVersion(1, undefined)).toBe(1);
+    expect(newerVersion(3, 2)).toBe(3);
+    expect(newerVersion(3, 3)).toBeNull();
   });
 });
 
@@ -105,6 +115,33 @@ describe('ProbeWatcher', () => {
     expect(watcher.busy).toBe(true);
     await vi.advanceTimersByTimeAsync(0);
     expect(watcher.status?.job?.id).toBe(8);
+    watcher.stop();
+  });
+});
+
+describe('ProbeWatcher.nudge', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('looks again shortly after a label change instead of at the idle pace', async () => {
+    vi.useFakeTimers();
+    let calls = 0;
+    const client = { probeStatus: async () => { calls += 1; return status(run(1), null); },
+                     retrainProbe: async () => job('queued') };
+    const watcher = new ProbeWatcher(client as never, 3, () => false);
+    watcher.nudge(); // not started: nothing
+    await vi.advanceTimersByTimeAsync(NUDGE_MS);
+    expect(calls).toBe(0);
+    watcher.start();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toBe(1);
+    watcher.nudge();
+    watcher.nudge(); // debounced: one look
+    await vi.advanceTimersByTimeAsync(NUDGE_MS);
+    expect(calls).toBe(2);
+    await vi.advanceTimersByTimeAsync(POLL_IDLE_MS - 1);
+    expect(calls).toBe(2); // then the idle pace again
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toBe(3);
     watcher.stop();
   });
 });

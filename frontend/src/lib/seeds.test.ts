@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../api';
-import { describeSeed, parseSeed, seedError, type SeedFields } from './seeds';
+import { describeRandomObject, describeSeed, parseSeed, seedError, type SeedFields } from './seeds';
 
 const blank: SeedFields = { choice: 'object', objectId: '', ra: '', dec: '', toleranceArcsec: '',
                             file: null, note: '' };
@@ -40,6 +40,16 @@ describe('parseSeed', () => {
     expect(parseSeed({ ...blank, choice: 'upload', file: new File([], 'lens.npy') }))
       .toMatchObject({ ok: false, field: 'file', message: 'lens.npy is empty' });
     expect(parseSeed({ ...blank, choice: 'upload' })).toMatchObject({ ok: false, field: 'file' });
+  });
+
+  it('read a drawn random object as an object seed, and ask for a draw without one', () => {
+    expect(parseSeed({ ...blank, choice: 'random', objectId: '17' }))
+      .toEqual({ ok: true, kind: 'json', seed: { object_id: 17, note: '' } });
+    expect(parseSeed({ ...blank, choice: 'random' }))
+      .toEqual({ ok: false, field: 'random', message: 'draw a random object first' });
+    expect(describeRandomObject({ object_id: 12, mag_r: 19.314, source_type: 'DEV' }))
+      .toBe('object 12 (r = 19.31, DEV)');
+    expect(describeRandomObject({ object_id: 3, mag_r: null, source_type: null })).toBe('object 3');
   });
 });
 

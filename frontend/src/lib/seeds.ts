@@ -5,7 +5,8 @@
 
 import { ApiError, type ApiClient, type Seed, type SeedInput } from '../api';
 
-export type SeedChoice = 'object' | 'sky' | 'upload';
+/** 'random': an object drawn at random (GET /api/survey/random), kept in `objectId`. */
+export type SeedChoice = 'object' | 'random' | 'sky' | 'upload';
 
 export interface SeedFields {
   choice: SeedChoice;
@@ -37,6 +38,13 @@ export function parseSeed(fields: SeedFields): ParsedSeed {
       if (id === null || !Number.isSafeInteger(id) || id < 0) {
         return { ok: false, field: 'object_id',
                  message: 'an object id is a whole number, 0 or more (the object\u2019s row in the survey)' };
+      }
+      return { ok: true, kind: 'json', seed: { object_id: id, note } };
+    }
+    case 'random': {
+      const id = number(fields.objectId);
+      if (id === null || !Number.isSafeInteger(id) || id < 0) {
+        return { ok: false, field: 'random', message: 'draw a random object first' };
       }
       return { ok: true, kind: 'json', seed: { object_id: id, note } };
     }
@@ -73,6 +81,14 @@ export function parseSeed(fields: SeedFields): ParsedSeed {
 }
 
 /** A seed in words, for lists and messages. */
+/** A drawn object in words: "object 12 (r = 19.31, DEV)". */
+export function describeRandomObject(o: { object_id: number; mag_r: number | null;
+  source_type: string | null }): string {
+  const facts = [o.mag_r === null ? null : `r = ${o.mag_r.toFixed(2)}`, o.source_type]
+    .filter((f) => f !== null);
+  return `object ${o.object_id}${facts.length ? ` (${facts.join(', ')})` : ''}`;
+}
+
 export function describeSeed(seed: { kind: string; object_id: number | null; ra: number | null;
   dec: number | null; separation_arcsec: number | null; note: string }): string {
   switch (seed.kind) {
