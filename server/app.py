@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from apiflask import APIFlask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import server.models  # noqa: F401  (every table on the metadata before the engine is used)
 from server import spa
@@ -25,6 +26,7 @@ from server.database import configure_engine
 from server.db_upgrade import upgrade_database
 from server.errors import HTTP_ERROR_SCHEMA, VALIDATION_ERROR_SCHEMA, register_error_handlers
 from server.extensions import db, migrate
+from server.security_headers import register_security_headers
 from server.sources import open_sources
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -92,7 +94,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     with app.app_context():
         configure_engine(db.engine)
 
+    if app.config["PROXY_COUNT"]:  # the client's address and scheme, as the proxies saw them
+        proxies = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     register_error_handlers(app)
+    register_security_headers(app)
     app.before_request(load_identity)
     register_blueprints(app)
     app.register_blueprint(spa.bp)  # last: its catch-all route serves the app's client routes

@@ -16,6 +16,10 @@
 | ``GALSEARCH_PROBE_DEBOUNCE_LABELS`` | label changes after which a campaign's probe is retrained at once | 8 |
 | ``GALSEARCH_PROBE_DEBOUNCE_S`` | otherwise, seconds after the campaign's last label change | 1.5 |
 | ``GALSEARCH_PROBE_UNLABELED`` | unlabeled objects drawn as weak negatives for each probe | 2000 |
+| ``GALSEARCH_SIGN_IN_ACCOUNT_LIMIT`` | failed sign-ins to one account within the window before 429 (0: no limit) | 10 |
+| ``GALSEARCH_SIGN_IN_IP_LIMIT`` | failed sign-ins from one client address within the window before 429 (0: no limit) | 50 |
+| ``GALSEARCH_SIGN_IN_WINDOW_S`` | the window of those counts, seconds | 900 |
+| ``GALSEARCH_PROXY_COUNT`` | reverse proxies in front of the app whose ``X-Forwarded-For`` / ``-Proto`` are trusted | 0 |
 
 The instance folder holds what belongs to one installation and is never committed.
 """
@@ -158,6 +162,11 @@ def load_config(instance_path: Path, env: Mapping[str, str] | None = None,
         "PROBE_DEBOUNCE_S": _number(env, "GALSEARCH_PROBE_DEBOUNCE_S", 1.5, 0),
         "PROBE_UNLABELED": int(_number(env, "GALSEARCH_PROBE_UNLABELED",
                                        DEFAULT_UNLABELED_COUNT, 0)),
+        # rate-limited sign-in (server.auth.throttle)
+        "SIGN_IN_ACCOUNT_LIMIT": int(_number(env, "GALSEARCH_SIGN_IN_ACCOUNT_LIMIT", 10, 0)),
+        "SIGN_IN_IP_LIMIT": int(_number(env, "GALSEARCH_SIGN_IN_IP_LIMIT", 50, 0)),
+        "SIGN_IN_WINDOW_S": _number(env, "GALSEARCH_SIGN_IN_WINDOW_S", 900, 1),
+        "PROXY_COUNT": int(_number(env, "GALSEARCH_PROXY_COUNT", 0, 0)),
         "SESSION_COOKIE_NAME": SESSION_COOKIE_NAME,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -8,6 +8,11 @@ from sqlalchemy import select
 
 from server.auth.identity import SIGNED_IN, csrf_token, current_user, end_session, start_session
 from server.auth.passwords import hash_password, needs_rehash, verify_password
+from server.auth.throttle import (
+    clear_account_failures,
+    record_sign_in_failure,
+    sign_in_retry_after,
+)
 from server.extensions import db
 from server.models import User
 from server.schemas.users import PasswordChangeIn, SessionOut, SignInIn
@@ -22,18 +27,33 @@ def _session_body(user: User) -> dict:
 @bp.post("")
 @bp.input(SignInIn, arg_name="body")
 @bp.output(SessionOut)
-@bp.doc(responses={401: "wrong username or password, or a deactivated account"})
+@bp.doc(responses={401: "wrong username or password, or a deactivated account",
+                   429: "too many failed sign-ins to this account or from this address "
+                        "recently: wait the Retry-After seconds"})
 def sign_in(body: dict) -> dict:
     """Sign in
 
     Sets the session cookie (HttpOnly, SameSite=Lax) and returns the CSRF token that writes
-    made with that cookie must send in the X-CSRF-Token header.
+    made with that cookie must send in the X-CSRF-Token header. After 10 failed sign-ins to an
+    account (or 50 from one address) within 15 minutes, further attempts answer 429 with
+    Retry-After until the oldest of them is 15 minutes old.
     """
-    user = db.session.scalar(select(User).where(User.username == body["username"]))
+    username = body["username"]
+    waiting = sign_in_retry_after(db.session, username)
+    if waiting is not None:
+        what, seconds = waiting
+        db.session.rollback()
+        whose = "to this account" if what == "account" else "from your address"
+        abort(429, f"too many failed sign-ins {whose}: try again in {seconds} s",
+              headers={"Retry-After": str(seconds)})
+    user = db.session.scalar(select(User).where(User.username == username))
     if not verify_password(user.password_hash if user else None, body["password"]) \
             or not user.is_active:
+        record_sign_in_failure(db.session, username)
+        db.session.commit()
         abort(401, "wrong username or password (or the account is deactivated: ask an "
                    "administrator)")
+    clear_account_failures(db.session, username)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(body["password"])
     g.user, g.auth = user, "session"

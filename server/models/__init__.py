@@ -5,6 +5,7 @@ from server.models.exports import Export
 from server.models.jobs import Job, JobStatus
 from server.models.labels import Label, LabelAction, LabelHistory, LabelValue
 from server.models.probes import ProbeRun
+from server.models.security import SignInFailure
 from server.models.teams import Handout, SourceLabel
 from server.models.users import ApiToken, User
 
@@ -24,6 +25,7 @@ __all__ = [
     "ProbeRun",
     "Role",
     "SeedKind",
+    "SignInFailure",
     "SourceLabel",
     "User",
 ]
