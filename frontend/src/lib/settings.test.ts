@@ -8,7 +8,7 @@ const empty: SettingsFields = {
 };
 const cleared = {
   mag_window: null, mag_r_min: null, mag_r_max: null, source_types: null, probe_strategy: null,
-  probe_unlabeled_weight: null, handout: false, overlap: null, handout_minutes: null,
+  probe_unlabeled_weight: null, handout: null, overlap: null, handout_minutes: null,
   consensus_min_votes: null, consensus_tie: null,
 };
 

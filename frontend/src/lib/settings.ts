@@ -104,7 +104,8 @@ export function parseSettings(fields: SettingsFields): ParsedSettings {
     mag_window: window ?? null, mag_r_min: low ?? null, mag_r_max: high ?? null,
     source_types: types.length ? [...new Set(types)] : null,
     probe_strategy: fields.probeStrategy || null, probe_unlabeled_weight: weight ?? null,
-    handout: fields.handout, overlap: overlap ?? null, handout_minutes: minutes ?? null,
+    handout: fields.handout || null, // unticked: cleared (the default, off)
+    overlap: overlap ?? null, handout_minutes: minutes ?? null,
     consensus_min_votes: votes ?? null, consensus_tie: fields.consensusTie || null,
   } };
 }
