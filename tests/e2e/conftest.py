@@ -1,8 +1,11 @@
 """End-to-end tests: the built labeling app in Debian's Chromium against a real server.
 
 The server is ``create_app`` on a temporary SQLite file, a small simulated survey (real-looking
-cutouts) and a search bundle made from it in the session (train, embed, index), served by Werkzeug on a free port in a thread of the test process, so a test can
-check what the clicks stored by reading the database directly. Responses carry a strict
+cutouts) and a search bundle made from it in the session (train, embed, index), served by
+Werkzeug on a free port in a thread of the test process, so a test can check what the clicks
+stored by reading the database directly. A ``galsearch worker`` process runs beside it on the
+same database and exports folder, as in production: it retrains the probe as labels come in
+and writes the export files. Responses carry a strict
 Content-Security-Policy, and every page records CSP violations: the app must run without
 ``'unsafe-inline'``.
 
@@ -15,7 +18,11 @@ Screenshots of the main screens go to ``docs/screenshots/`` (the README shows th
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,6 +51,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 SURVEY_OBJECTS = 240
+WORKER_POLL_S = 0.2  # the worker's longest wait between looks at an empty queue (SQLite polls)
+PROBE_DEBOUNCE_S = 0.5  # a quiet moment after the last label change before the probe retrains
 PASSWORD_SUFFIX = "-password"  # every test user's password is <name>-password
 # what issue 9 will send in production; nothing in the app may need 'unsafe-inline'
 CONTENT_SECURITY_POLICY = (
@@ -209,12 +218,15 @@ class LiveServer:
 
     app: APIFlask
     url: str
+    worker_log: Path  # the `galsearch worker` process's log (its stderr)
     users: dict[str, int] = field(default_factory=dict)
 
     def user(self, name: str, admin: bool = False) -> int:
         """Create user ``name`` (password ``<name>-password``) once; returns its id."""
         if name not in self.users:
-            with self.app.app_context():
+            # as a write request: BEGIN IMMEDIATE, so that a commit of the worker process since
+            # the transaction's first read cannot fail it (server.database)
+            with self.app.test_request_context(method="POST"):
                 user = create_user(name, name + PASSWORD_SUFFIX, is_admin=admin)
                 db.session.commit()
                 self.users[name] = user.id
@@ -230,14 +242,17 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, survey_path: Path,
                 bundle_path: Path) -> Iterator[LiveServer]:
     _check_build()
     folder = tmp_path_factory.mktemp("server")
+    database = f"sqlite:///{folder / 'e2e.db'}"
     app = create_app({
         "TESTING": True,
         "SECRET_KEY": "e2e-secret-key",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'e2e.db'}",
+        "SQLALCHEMY_DATABASE_URI": database,
         "PASSWORD_HASH_PARAMETERS": profiles.CHEAPEST,
         "SURVEY_PATH": str(survey_path),
         "BUNDLE_PATH": str(bundle_path),
         "CUTOUT_CACHE_DIR": str(folder / "cutouts"),
+        "EXPORTS_DIR": str(folder / "exports"),
+        "PROBE_DEBOUNCE_S": PROBE_DEBOUNCE_S,
     })
 
     @app.after_request
@@ -248,9 +263,26 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, survey_path: Path,
     server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="e2e-server", daemon=True)
     thread.start()
+    # the worker: the same database (created and migrated by create_app above), bundle, survey
+    # and exports folder, read from the environment as `galsearch worker` reads them
+    env = {**os.environ, "DATABASE_URL": database, "GALSEARCH_BUNDLE": str(bundle_path),
+           "GALSEARCH_SURVEY": str(survey_path), "GALSEARCH_INSTANCE": str(folder),
+           "GALSEARCH_EXPORTS_DIR": str(folder / "exports"), "SECRET_KEY": "e2e-secret-key",
+           "GALSEARCH_PROBE_DEBOUNCE_S": str(PROBE_DEBOUNCE_S), "PYTHONPATH": str(REPO)}
+    log = (folder / "worker.log").open("w")
+    worker = subprocess.Popen([sys.executable, "-m", "server.cli", "worker", "--poll",
+                               str(WORKER_POLL_S)], env=env, cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=log)
     try:
-        yield LiveServer(app, f"http://127.0.0.1:{server.server_port}")
+        yield LiveServer(app, f"http://127.0.0.1:{server.server_port}", folder / "worker.log")
     finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        log.close()
         server.shutdown()
         thread.join(timeout=10)
         server.server_close()

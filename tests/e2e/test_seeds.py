@@ -1,5 +1,6 @@
 """A campaign's seeds in the browser: a sky position matched to its object, an uploaded .npy
-cutout embedded by the server, a refusal shown beside its field, and removal."""
+cutout embedded by the server, a refusal shown beside its field, and removal; a random object
+as the first seed, and a table of objects imported as seeds (checked first)."""
 
 from __future__ import annotations
 
@@ -64,3 +65,46 @@ def test_seeds_from_the_sky_and_from_a_file(page: Page, live_server, sign_in, su
     # the grid now ranks by the uploaded cutout alone
     page.get_by_role("link", name="Label", exact=True).click()
     expect(page.locator("ul.grid .tile")).to_have_count(48)
+
+
+def test_a_random_seed_then_a_table_of_seeds(page: Page, live_server, sign_in, screenshot,
+                                             unnamed_controls):
+    sign_in(page, "fay")
+    page.get_by_role("link", name="New campaign").first.click()
+    page.get_by_label("Name").fill("Anything at random")
+    page.get_by_role("radio", name="A random object").check()
+    drawn = page.get_by_test_id("random-seed")
+    expect(drawn).to_have_text(re.compile(r"^object \d+"))
+    page.get_by_role("button", name="Draw another").click()
+    expect(drawn).to_have_text(re.compile(r"^object \d+"))
+    object_id = int(drawn.inner_text().split()[1])
+    page.get_by_role("button", name="Create campaign").click()
+    expect(page).to_have_url(re.compile(r"/campaigns/\d+$"))
+    campaign_id = int(page.url.rsplit("/", 1)[1])
+    expect(page.locator("ul.grid .tile")).to_have_count(48)
+    seeds = live_server.query(select(CampaignSeed.object_id)
+                              .where(CampaignSeed.campaign_id == campaign_id))
+    assert [s for (s,) in seeds] == [object_id]
+
+    # a CSV of object ids: one is the seed already, one is not in the survey
+    others = [i for i in (3, 4, 5) if i != object_id][:2]
+    table = "object_id\n" + "\n".join(str(i) for i in [*others, object_id, 99999]) + "\n"
+    page.get_by_role("link", name="Import").click()
+    page.get_by_label("Table file").set_input_files(files=[{
+        "name": "seeds.csv", "mimeType": "text/csv", "buffer": table.encode()}])
+    expect(page.get_by_label("Check only: match and report, write nothing")).to_be_checked()
+    page.get_by_role("button", name="Check the table").click()
+    report = page.get_by_role("region", name="Check report")
+    expect(report).to_contain_text("4 rows: 3 matched, 2 would be written, 1 already seeds; "
+                                   "1 unmatched")
+    assert len(live_server.query(select(CampaignSeed.id)
+                                 .where(CampaignSeed.campaign_id == campaign_id))) == 1
+    page.get_by_label("Check only: match and report, write nothing").uncheck()
+    page.get_by_role("button", name="Import").click()
+    expect(page.get_by_role("region", name="Import report")).to_contain_text("2 written")
+    assert unnamed_controls(page) == []
+    screenshot(page, "import")
+    seeds = live_server.query(select(CampaignSeed.object_id)
+                              .where(CampaignSeed.campaign_id == campaign_id))
+    assert sorted(s for (s,) in seeds) == sorted([object_id, *others])
+
