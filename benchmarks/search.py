@@ -14,11 +14,16 @@ recall@100 against exact cosine on the float16 originals, build time and bytes p
   candidates re-ranked exactly on the float16 originals (what ``Searcher.search_vector`` does).
 
 Plus the all-pairs top-k arrays (N = 100k, d = 2048, k = 1000 in the full run) and lookups from
-them (``Searcher.neighbours``). Run::
+them (``Searcher.neighbours``). ``--allpairs-pass`` picks the symmetric pass (each block pair
+multiplied once), the per-block pass, or ``both``: each timed on the same data, their arrays
+checked equal and the per-block / symmetric time ratio recorded. Run::
 
     .venv/bin/python benchmarks/search.py --quick
     .venv/bin/python benchmarks/search.py --sizes 10000,100000
     .venv/bin/python benchmarks/search.py --sizes 1000000 --dims 2048 --no-allpairs --merge
+    .venv/bin/python benchmarks/search.py --only all-pairs --merge  # just the all-pairs figure
+    .venv/bin/python benchmarks/search.py --only all-pairs --allpairs 20000:2048:1000 \
+        --allpairs-pass both --out /tmp/allpairs_20k.json
 
 Writes ``benchmarks/results/search.json`` (``--merge`` keeps rows of other sizes) and prints a
 table. Generated vectors are cached under ``--data-dir`` (4 GB at 1M x 2048).
@@ -41,7 +46,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ml.index.faiss_index import FaissIndex, build_index, choose_params, omp_threads
-from ml.index.knn import all_pairs_topk, exact_topk
+from ml.index.knn import all_pairs_topk, exact_topk, symmetric_heap_bytes
 from ml.index.query import KnnArrays, Searcher
 from ml.index.synthetic import RepresentationMixture
 from ml.index.vectors import as_float32, open_vectors
@@ -183,22 +188,45 @@ def bench_allpairs(n: int, dim: int, k: int, window: float | None, args,
              / slope).astype(np.float32)
     folder = Path(args.data_dir) / f"allpairs_{n}_{dim}_{k}"
     folder.mkdir(parents=True, exist_ok=True)
-    result = {"n": n, "dim": dim, "k": k}
+    passes = {"auto": [None], "symmetric": [True], "per-block": [False],
+              "both": [False, True]}[args.allpairs_pass]
+    result = {"n": n, "dim": dim, "k": k, "pass": args.allpairs_pass,
+              "symmetric_heap_bytes": symmetric_heap_bytes(n, k)}
     arrays = {}
     for name, w in (("knn", None), ("knn_magwin", window)):
         if name == "knn_magwin" and window is None:
             continue
-        ids = np.lib.format.open_memmap(folder / f"{name}_ids.npy", mode="w+", dtype=np.int32,
-                                        shape=(n, k))
-        sims = np.lib.format.open_memmap(folder / f"{name}_sims.npy", mode="w+",
-                                         dtype=np.float16, shape=(n, k))
-        t0 = time.perf_counter()
-        all_pairs_topk(vectors, k, ids, sims, mag_r, w, progress=not args.no_progress)
-        result[f"{name}_seconds"] = time.perf_counter() - t0
-        print(f"  all-pairs {name} N={n} d={dim} k={k}: {result[f'{name}_seconds']:.1f} s",
-              flush=True)
-        ids.flush()
-        sims.flush()
+        done = {}
+        for symmetric in passes:  # the last pass's files are the ones kept and looked up
+            ids = np.lib.format.open_memmap(folder / f"{name}_ids.npy", mode="w+",
+                                            dtype=np.int32, shape=(n, k))
+            sims = np.lib.format.open_memmap(folder / f"{name}_sims.npy", mode="w+",
+                                             dtype=np.float16, shape=(n, k))
+            t0 = time.perf_counter()
+            all_pairs_topk(vectors, k, ids, sims, mag_r, w, progress=not args.no_progress,
+                           symmetric=symmetric)
+            seconds = time.perf_counter() - t0
+            tag = {None: "", True: "_symmetric", False: "_per_block"}[symmetric]
+            result[f"{name}{tag}_seconds"] = seconds
+            print(f"  all-pairs {name}{tag} N={n} d={dim} k={k}: {seconds:.1f} s "
+                  f"(load {load_average()})", flush=True)
+            ids.flush()
+            sims.flush()
+            done[symmetric] = (np.array(ids), np.array(sims))
+            del ids, sims
+        if len(done) == 2:
+            (ids_a, sims_a), (ids_b, sims_b) = done[False], done[True]
+            result[f"{name}_passes_equal"] = bool(
+                np.array_equal(ids_a, ids_b) and np.array_equal(sims_a, sims_b, equal_nan=True))
+            result[f"{name}_seconds"] = result[f"{name}_symmetric_seconds"]
+            result[f"{name}_per_block_over_symmetric"] = (
+                result[f"{name}_per_block_seconds"] / result[f"{name}_symmetric_seconds"])
+            print(f"  all-pairs {name}: per-block / symmetric = "
+                  f"{result[f'{name}_per_block_over_symmetric']:.2f}x, arrays equal: "
+                  f"{result[f'{name}_passes_equal']}", flush=True)
+        elif passes != [None]:
+            result[f"{name}_seconds"] = result[f"{name}{tag}_seconds"]
+        del done
         arrays[name] = KnnArrays(np.load(folder / f"{name}_ids.npy", mmap_mode="r"),
                                  np.load(folder / f"{name}_sims.npy", mmap_mode="r"), w)
     params = choose_params(n, dim, "flat")
@@ -246,6 +274,11 @@ def print_table(rows: list[dict], allpairs: list[dict]) -> None:
                  f"({one_by_one_s / a['knn_seconds']:.0f}x faster than N exact queries)"]
         if "knn_magwin_seconds" in a:
             parts.append(f"window {a['knn_magwin_seconds']:.1f} s")
+        for name in ("knn", "knn_magwin"):
+            if f"{name}_per_block_over_symmetric" in a:
+                parts.append(f"{name} per-block pass {a[f'{name}_per_block_seconds']:.1f} s = "
+                             f"{a[f'{name}_per_block_over_symmetric']:.2f}x the symmetric one "
+                             f"(arrays equal: {a[f'{name}_passes_equal']})")
         parts.append(f"lookup p50 {a['lookup_p50_ms']:.3f} ms (p99 {a['lookup_p99_ms']:.3f}; "
                      f"{a['exact_topk_query_p50_ms_same_data'] / a['lookup_p50_ms']:.0f}x faster "
                      "than an exact scan)")
@@ -262,6 +295,10 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, default=2000)
     parser.add_argument("--allpairs", default="100000:2048:1000", help="N:d:k, or none")
     parser.add_argument("--no-allpairs", action="store_true")
+    parser.add_argument("--only", choices=["queries", "all-pairs"],
+                        help="run only the query-latency table or only the all-pairs figure")
+    parser.add_argument("--allpairs-pass", choices=["auto", "symmetric", "per-block", "both"],
+                        default="auto", help="all-pairs pass to time (both: compare them)")
     parser.add_argument("--mag-window", type=float, default=0.5)
     parser.add_argument("--fit-to", help="fit the mixture to this bundle's vectors")
     parser.add_argument("--data-dir", default="data/bench_search")
@@ -272,7 +309,9 @@ def main() -> None:
     if args.quick:
         args.sizes, args.queries, args.clusters = "10000", 30, 200
         args.allpairs = "4000:2048:200"
-    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.only == "queries":
+        args.no_allpairs = True
+    sizes = [] if args.only == "all-pairs" else [int(s) for s in args.sizes.split(",")]
     dims = [int(d) for d in args.dims.split(",")]
     args.kinds = args.kinds.split(",")
     if args.fit_to:

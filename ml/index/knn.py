@@ -11,6 +11,10 @@ object itself), optionally restricted to objects within half a magnitude in r
   objects are sorted by mag_r, so each query's window is a contiguous range of that order and a
   block of consecutive queries only compares against the union of their ranges; entries outside
   a query's own window are masked. Without a window the same loop runs over the whole range.
+  Cosine similarity is symmetric, and so is the window (|Δmag| < w), so when the running top-k
+  of every object fits in memory (N k 12 bytes, :data:`SYMMETRIC_MAX_HEAP_BYTES`) each pair of
+  blocks is multiplied once and feeds both blocks' queries: half the BLAS work of the
+  per-block pass, with the same arrays.
 - :func:`all_pairs_from_search` fills the same arrays through an approximate index when N is
   too large for an exact all-pairs pass on this machine (see :func:`exact_all_pairs_affordable`).
 
@@ -31,6 +35,18 @@ from ml.index.vectors import as_float32
 
 DB_CHUNK_ROWS = 8192  # database rows compared per BLAS call
 QUERY_BLOCK_ROWS = 4096  # queries per block: (4096, 8192) float32 similarities = 134 MB
+SYMMETRIC_BLOCK_ROWS = 4096  # objects per block of the symmetric pass: (4096, 4096) float32
+# similarities = 67 MB, plus their transposed copy
+# The symmetric pass keeps the running top-k (float32 similarity + int64 id: 12 bytes an entry)
+# of all N objects alive at once: 1.2 GB at N = 100k, k = 1000. Above this it falls back to the
+# per-block pass, which holds one block's heaps at a time.
+SYMMETRIC_MAX_HEAP_BYTES = 4 * 2**30
+# OpenBLAS sends small products (m n d <= 1e6 multiply-adds) and m = 1 or n = 1 to kernels that
+# sum the d products in another order than its packed GEMM, so one pair's float32 cosine could
+# differ in the last bit between a tail block and a full one (and reorder near-ties). All-pairs
+# products pad operands of fewer rows than this with zero rows to stay on the packed GEMM,
+# whose result does not depend on the block shapes: both passes compute identical numbers.
+SMALL_PRODUCT_MADDS = 2e6
 # An exact all-pairs pass costs 2 N^2 d flops; at ~2e11 flop/s (2 cores, AVX-512) 1e14 is about
 # ten minutes. Larger bundles build their arrays through the approximate index.
 EXACT_ALL_PAIRS_MAX_FLOPS = 1e14
@@ -138,10 +154,30 @@ def exact_topk(queries: np.ndarray, vectors: np.ndarray, k: int,
 
 
 # -- all pairs ---------------------------------------------------------------------------------
+def symmetric_heap_bytes(n: int, k: int) -> int:
+    """Memory of the symmetric pass's running top-k of n objects: float32 + int64 per entry."""
+    return 12 * n * k
+
+
 def all_pairs_topk(vectors: np.ndarray, k: int, out_ids: np.ndarray, out_sims: np.ndarray,
                    mag_r: np.ndarray | None = None, mag_window: float | None = None,
-                   progress: bool = True) -> None:
+                   progress: bool = True, symmetric: bool | None = None) -> None:
     """Fill out_ids (N, k) int32 / out_sims (N, k) float16 with every object's exact top-k.
+
+    Two passes give identical arrays:
+
+    - symmetric: blocks of objects (in magnitude order with a window) are taken in pairs
+      (I, J), J >= I; one float32 product S = V_I V_J^T feeds the running top-k of block I's
+      objects (candidates J, rows of S) and of block J's (candidates I, rows of a transposed
+      copy of S), the diagonal block once: about half the flops of the per-block pass. Every
+      object's running top-k is alive until its block is finished, which takes
+      ``symmetric_heap_bytes(N, k)`` = 12 N k bytes (1.2 GB at N = 100k, k = 1000), plus two
+      (4096, 4096) float32 similarity blocks and the two blocks' float32 rows.
+    - per block: one block of queries at a time against all candidates (one block's heaps).
+
+    Each object's candidates reach its heap in increasing order in both passes, and the
+    similarities are bit-identical float32 dot products (:func:`_similarities`), so ties at the
+    k-th place are broken alike and the arrays are equal.
 
     Args:
         vectors: (N, d) float16 L2-normalised originals.
@@ -150,6 +186,8 @@ def all_pairs_topk(vectors: np.ndarray, k: int, out_ids: np.ndarray, out_sims: n
         mag_r: (N,) r magnitudes; with ``mag_window`` restricts each row to |Δmag_r| < window.
         mag_window: half-width of the window in magnitudes, or None for no window.
         progress: show a progress bar.
+        symmetric: force the symmetric (True) or per-block (False) pass; None: symmetric when
+            its heaps fit in :data:`SYMMETRIC_MAX_HEAP_BYTES`.
     """
     n = vectors.shape[0]
     if mag_window is None:
@@ -166,28 +204,117 @@ def all_pairs_topk(vectors: np.ndarray, k: int, out_ids: np.ndarray, out_sims: n
         unranked = order[n_ranked:]  # NaN magnitude: in no window
         out_ids[unranked] = -1
         out_sims[unranked] = np.nan
-    contiguous = mag_window is None  # database rows are a plain slice of the file
+    if symmetric is None:
+        symmetric = symmetric_heap_bytes(n_ranked, k) <= SYMMETRIC_MAX_HEAP_BYTES
+
+    def rows(p0: int, p1: int) -> np.ndarray:
+        """float32 rows of the objects at positions [p0, p1) of the order."""
+        if mag_window is None:  # database rows are a plain slice of the file
+            return as_float32(vectors[p0:p1])
+        return as_float32(_gather_rows(vectors, order[p0:p1]))
+
+    def store(top: RunningTopK, p0: int, p1: int) -> None:
+        ids, block_sims = top.result()
+        out_ids[order[p0:p1]] = ids.astype(np.int32)
+        out_sims[order[p0:p1]] = block_sims.astype(np.float16)
+
     label = "all-pairs top-k" + ("" if mag_window is None else f" (|Δmag_r| < {mag_window})")
     with tqdm(total=n_ranked, desc=label, unit="obj", disable=not progress) as bar:
-        for q0 in range(0, n_ranked, QUERY_BLOCK_ROWS):
-            q1 = min(n_ranked, q0 + QUERY_BLOCK_ROWS)
-            query_ids = order[q0:q1]
-            q = as_float32(vectors[q0:q1] if contiguous else _gather_rows(vectors, query_ids))
-            lo, hi = lo_all[q0:q1], hi_all[q0:q1]
-            top = RunningTopK(q1 - q0, k)
-            for c0 in range(int(lo.min()), int(hi.max()), DB_CHUNK_ROWS):
-                c1 = min(int(hi.max()), c0 + DB_CHUNK_ROWS)
-                chunk_ids = order[c0:c1]
-                rows = vectors[c0:c1] if contiguous else _gather_rows(vectors, chunk_ids)
-                sims = q @ as_float32(rows).T  # (queries, chunk)
-                if lo.max() > c0 or hi.min() < c1:  # some query's window cuts this chunk
-                    pos = np.arange(c0, c1)
-                    sims[(pos < lo[:, None]) | (pos >= hi[:, None])] = -np.inf
-                top.add(sims, chunk_ids)
-            ids, block_sims = top.result()
-            out_ids[query_ids] = ids.astype(np.int32)
-            out_sims[query_ids] = block_sims.astype(np.float16)
-            bar.update(q1 - q0)
+        if symmetric:
+            _all_pairs_symmetric(rows, store, order, n_ranked, lo_all, hi_all, k, bar)
+        else:
+            _all_pairs_per_block(rows, store, order, n_ranked, lo_all, hi_all, k, bar)
+
+
+def _similarities(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b.T for float32 row blocks (m, d) and (n, d), always through OpenBLAS' packed GEMM.
+
+    Returns:
+        (m, n) float32, C-contiguous; the same bits for a pair whatever blocks it came in.
+    """
+    m, n, d = a.shape[0], b.shape[0], a.shape[1]
+    min_rows = max(16, int(np.ceil(np.sqrt(SMALL_PRODUCT_MADDS / max(d, 1)))))
+    if m >= min_rows and n >= min_rows:
+        return a @ b.T
+    return np.ascontiguousarray((_pad_rows(a, min_rows) @ _pad_rows(b, min_rows).T)[:m, :n])
+
+
+def _pad_rows(a: np.ndarray, min_rows: int) -> np.ndarray:
+    if a.shape[0] >= min_rows:
+        return a
+    out = np.zeros((min_rows, a.shape[1]), dtype=a.dtype)
+    out[:a.shape[0]] = a
+    return out
+
+
+def _mask_outside_windows(sims: np.ndarray, lo: np.ndarray, hi: np.ndarray, c0: int,
+                          c1: int) -> None:
+    """Set -inf where candidate position c0 + j is outside query i's window [lo[i], hi[i])."""
+    if lo.max() > c0 or hi.min() < c1:  # some query's window cuts these candidates
+        pos = np.arange(c0, c1)
+        sims[(pos < lo[:, None]) | (pos >= hi[:, None])] = -np.inf
+
+
+def _all_pairs_per_block(rows, store, order, n_ranked, lo_all, hi_all, k, bar) -> None:
+    """One block of queries at a time against the union of their windows."""
+    for q0 in range(0, n_ranked, QUERY_BLOCK_ROWS):
+        q1 = min(n_ranked, q0 + QUERY_BLOCK_ROWS)
+        q = rows(q0, q1)
+        lo, hi = lo_all[q0:q1], hi_all[q0:q1]
+        top = RunningTopK(q1 - q0, k)
+        for c0 in range(int(lo.min()), int(hi.max()), DB_CHUNK_ROWS):
+            c1 = min(int(hi.max()), c0 + DB_CHUNK_ROWS)
+            sims = _similarities(q, rows(c0, c1))  # (queries, chunk)
+            _mask_outside_windows(sims, lo, hi, c0, c1)
+            top.add(sims, order[c0:c1])
+        store(top, q0, q1)
+        bar.update(q1 - q0)
+
+
+def _all_pairs_symmetric(rows, store, order, n_ranked, lo_all, hi_all, k, bar) -> None:
+    """Block pairs (I, J >= I): one product for both blocks' heaps.
+
+    Block B's heap receives candidate blocks 0..B-1 (transposed, while I < B runs) before
+    B..end (its own row of pairs), i.e. in increasing position, as the per-block pass does.
+    """
+    edges = [*range(0, n_ranked, SYMMETRIC_BLOCK_ROWS), n_ranked]
+    n_blocks = len(edges) - 1
+    tops: list[RunningTopK | None] = [RunningTopK(edges[b + 1] - edges[b], k)
+                                      for b in range(n_blocks)]
+    for bi in range(n_blocks):
+        a0, a1 = edges[bi], edges[bi + 1]
+        lo_i, hi_i = lo_all[a0:a1], hi_all[a0:a1]
+        vi = rows(a0, a1)
+        for bj in range(bi, n_blocks):
+            b0, b1 = edges[bj], edges[bj + 1]
+            lo_j, hi_j = lo_all[b0:b1], hi_all[b0:b1]
+            # each side tests its own queries' windows, so this needs no symmetry of the bounds
+            i_wants_j = hi_i.max() > b0 and lo_i.min() < b1
+            j_wants_i = bj > bi and hi_j.max() > a0 and lo_j.min() < a1
+            if not (i_wants_j or j_wants_i):
+                continue
+            # a fresh float32 copy also on the diagonal: vi @ vi.T would go to syrk, not gemm
+            sims = _similarities(vi, rows(b0, b1))  # (block I, block J)
+            if j_wants_i:
+                sims_t = _transpose(sims)
+                _mask_outside_windows(sims_t, lo_j, hi_j, a0, a1)
+                tops[bj].add(sims_t, order[a0:a1])
+                del sims_t
+            if i_wants_j:
+                _mask_outside_windows(sims, lo_i, hi_i, b0, b1)
+                tops[bi].add(sims, order[b0:b1])
+            del sims
+        store(tops[bi], a0, a1)  # block I has now seen every candidate block
+        tops[bi] = None
+        bar.update(a1 - a0)
+
+
+def _transpose(a: np.ndarray, tile: int = 512) -> np.ndarray:
+    """A contiguous copy of a.T, copied in row tiles (about twice as fast as numpy's copy)."""
+    out = np.empty((a.shape[1], a.shape[0]), dtype=a.dtype)
+    for r0 in range(0, a.shape[0], tile):
+        out[:, r0:r0 + tile] = a[r0:r0 + tile].T
+    return out
 
 
 def _gather_rows(vectors: np.ndarray, ids: np.ndarray) -> np.ndarray:

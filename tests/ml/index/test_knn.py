@@ -25,14 +25,15 @@ def _expected_row(vectors16, mag, i, k, window):
     return ids[:k], sims[:k]
 
 
+@pytest.mark.parametrize("symmetric", [False, True])
 @pytest.mark.parametrize("window", [None, 0.5, 0.05])
-def test_all_pairs_match_brute_force(small_blocks, window):
+def test_all_pairs_match_brute_force(small_blocks, window, symmetric):
     n, k = 400, 30
     vectors16 = clustered(n).astype(np.float16)
     mag = magnitudes(n)
     ids = np.zeros((n, k), np.int32)
     sims = np.zeros((n, k), np.float16)
-    knn.all_pairs_topk(vectors16, k, ids, sims, mag, window, progress=False)
+    knn.all_pairs_topk(vectors16, k, ids, sims, mag, window, progress=False, symmetric=symmetric)
     padded_rows = 0
     for i in range(n):
         want_ids, want_sims = _expected_row(vectors16, mag, i, k, window)
@@ -89,3 +90,128 @@ def test_all_pairs_via_search_equals_exact_with_an_exact_search(small_blocks):
         knn.all_pairs_from_search(search, vectors16, k, b_ids, b_sims, mag, window, batch=64,
                                   progress=False)
         np.testing.assert_array_equal(a_ids, b_ids)
+
+
+# -- the symmetric pass (one product per block pair) against the per-block pass ----------------
+@pytest.fixture
+def symmetric_blocks(monkeypatch):
+    # block edges of the two passes fall in different places, and N is a multiple of neither
+    monkeypatch.setattr(knn, "QUERY_BLOCK_ROWS", 70)
+    monkeypatch.setattr(knn, "DB_CHUNK_ROWS", 50)
+    monkeypatch.setattr(knn, "SYMMETRIC_BLOCK_ROWS", 64)
+
+
+def _both_passes(vectors16, k, mag, window):
+    out = []
+    for symmetric in (False, True):
+        n = vectors16.shape[0]
+        ids = np.zeros((n, k), np.int32)
+        sims = np.zeros((n, k), np.float16)
+        knn.all_pairs_topk(vectors16, k, ids, sims, mag, window, progress=False,
+                           symmetric=symmetric)
+        out.append((ids, sims))
+    return out
+
+
+def _assert_same_arrays(per_block, symmetric):
+    np.testing.assert_array_equal(symmetric[0], per_block[0])
+    # bit for bit, NaN padding included
+    np.testing.assert_array_equal(symmetric[1].view(np.uint16), per_block[1].view(np.uint16))
+
+
+@pytest.mark.parametrize("window", [None, 0.5, 0.05])
+@pytest.mark.parametrize("dim", [24, 64])
+def test_symmetric_pass_equals_per_block_pass(symmetric_blocks, window, dim):
+    n, k = 437, 30
+    vectors16 = clustered(n, dim).astype(np.float16)
+    mag = magnitudes(n)  # every 53rd NaN: rows of padding in the window arrays
+    per_block, symmetric = _both_passes(vectors16, k, mag, window)
+    _assert_same_arrays(per_block, symmetric)
+    ids, sims = symmetric
+    if window is None:
+        assert (ids[:, 0] == np.arange(n)).all()
+    else:
+        assert (ids[np.isnan(mag)] == -1).all() and np.isnan(sims[np.isnan(mag)].astype(float)).all()
+    if window == 0.05:
+        assert (ids[np.isfinite(mag)] == -1).any(axis=1).mean() > 0.5  # windows < k: padding
+
+
+@pytest.mark.parametrize("window", [None, 0.5])
+def test_symmetric_pass_matches_brute_force(symmetric_blocks, window):
+    n, k = 301, 25
+    vectors16 = clustered(n, seed=3).astype(np.float16)
+    mag = magnitudes(n, seed=3).astype(np.float64)
+    ids = np.zeros((n, k), np.int32)
+    sims = np.zeros((n, k), np.float16)
+    knn.all_pairs_topk(vectors16, k, ids, sims, mag, window, progress=False, symmetric=True)
+    # all cosines from one GEMM (not gemv, whose sums may differ in the last bit and swap a
+    # near-tie of this data); a copy so NumPy does not take the syrk path
+    v = as_float32(vectors16)
+    cosines = v @ v.copy().T
+    for i in range(n):
+        allowed = np.ones(n, bool) if window is None else np.abs(mag - mag[i]) < window
+        cand = np.flatnonzero(allowed)
+        ranked = cand[np.lexsort((cand, -cosines[i, cand]))]
+        want_ids, want_sims = ranked[:k], cosines[i, ranked[:k]]
+        got = ids[i][ids[i] >= 0]
+        np.testing.assert_array_equal(got, want_ids)
+        np.testing.assert_allclose(sims[i][: got.size].astype(np.float32), want_sims, atol=1e-3)
+        assert np.isnan(sims[i][got.size:].astype(np.float32)).all()
+
+
+@pytest.mark.parametrize("window", [None, 0.5])
+def test_symmetric_pass_breaks_ties_like_the_per_block_pass(symmetric_blocks, window):
+    # every row a copy of one of 40 vectors: rows full of exact ties, also at the k-th place,
+    # where which tied ids a running top-k keeps depends on the order candidates arrive in
+    n, k = 437, 40
+    src = np.random.default_rng(5).integers(0, 40, n)
+    vectors16 = clustered(40).astype(np.float16)[src]
+    mag = magnitudes(n)
+    per_block, symmetric = _both_passes(vectors16, k, mag, window)
+    _assert_same_arrays(per_block, symmetric)
+    ids, sims = symmetric
+    n_tied = n_entries = 0
+    for i in np.flatnonzero(np.isfinite(mag))[::7]:  # (NaN magnitude: an empty window row)
+        row_ids = ids[i][ids[i] >= 0]
+        assert (np.diff(sims[i][: row_ids.size].astype(np.float32)) <= 0).all()
+        # copies of one vector tie exactly: they sit together, in ascending id order
+        groups = src[row_ids]
+        starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+        assert np.unique(groups).size == starts.size
+        same = groups[1:] == groups[:-1]
+        assert (np.diff(row_ids)[same] > 0).all()
+        n_tied += same.sum()
+        n_entries += row_ids.size
+    assert n_tied > n_entries // 4  # the rows really are full of ties
+
+
+@pytest.mark.parametrize("n", [1, 2, 17, 64, 65])
+def test_symmetric_pass_small_n_and_k_beyond_n(symmetric_blocks, n):
+    k = n + 5  # every row padded, also without a window
+    vectors16 = clustered(max(n, 2), seed=1)[:n].astype(np.float16)
+    mag = magnitudes(n, seed=2)
+    for window in (None, 0.5):
+        per_block, symmetric = _both_passes(vectors16, k, mag, window)
+        _assert_same_arrays(per_block, symmetric)
+    ids, sims = _both_passes(vectors16, k, mag, None)[1]
+    assert (ids[:, n:] == -1).all() and np.isnan(sims[:, n:].astype(np.float32)).all()
+    assert (np.sort(ids[:, :n], axis=1) == np.arange(n)).all()
+
+
+def test_symmetric_pass_is_chosen_within_its_memory_bound(monkeypatch, symmetric_blocks):
+    n, k = 120, 10
+    vectors16 = clustered(n).astype(np.float16)
+    ids = np.zeros((n, k), np.int32)
+    sims = np.zeros((n, k), np.float16)
+
+    def symmetric_pass(*args):
+        raise AssertionError("symmetric pass used")
+
+    monkeypatch.setattr(knn, "_all_pairs_symmetric", symmetric_pass)
+    assert knn.symmetric_heap_bytes(n, k) == 12 * n * k
+    monkeypatch.setattr(knn, "SYMMETRIC_MAX_HEAP_BYTES", 12 * n * k - 1)
+    knn.all_pairs_topk(vectors16, k, ids, sims, progress=False)  # per-block: fits no heaps
+    assert (ids[:, 0] == np.arange(n)).all()
+    monkeypatch.setattr(knn, "SYMMETRIC_MAX_HEAP_BYTES", 12 * n * k)
+    with pytest.raises(AssertionError, match="symmetric pass used"):
+        knn.all_pairs_topk(vectors16, k, ids, sims, progress=False)
