@@ -235,6 +235,9 @@ def test_a_failed_write_rolls_back_visibly(page: Page, live_server, sign_in):
     expect(tile(page, 0)).not_to_have_class(re.compile(r"\bfailed\b"))
     [(campaign,)] = live_server.query(select(Campaign).where(Campaign.id == campaign_id))
     assert campaign.name == "Rollback check"
+    # the worker tried to train the probe from that one label: the panel says why it could not
+    expect(page.get_by_role("region", name="Active learning").get_by_test_id("probe-job")
+           ).to_contain_text("failed: cannot train a probe yet", timeout=PROBE_TIMEOUT_MS)
 
 
 def page_ids(page: Page) -> list[int]:
