@@ -168,6 +168,48 @@ describe('requests', () => {
     expect(buildQuery({})).toBe('');
   });
 
+  it('repeat a list parameter, as the server reads lists', () => {
+    expect(buildQuery({ value: ['accept', 'none'], after: 5 })).toBe('?value=accept&value=none&after=5');
+    expect(buildQuery({ value: [] })).toBe('');
+  });
+
+  it('address the probe, the team and exports', async () => {
+    const { client, calls } = scripted([json({ items: [], next_cursor: null }), json({}), json({}),
+                                        json({}), json({}), json({})]);
+    client.csrfToken = 't';
+    await client.candidates(3, { limit: 48, cursor: 'c1', strategy: 'mix' });
+    await client.retrainProbe(3);
+    await client.consensus(3, { value: ['reject'], after: 9 });
+    await client.progress(3, { window_minutes: 30 });
+    await client.startExport(3, { format: 'csv', filters: { consensus: ['accept'] } });
+    await client.randomObjects({ count: 1, source_type: ['DEV', 'EXP'] });
+    expect(calls.map((c) => [c.init.method, c.url])).toEqual([
+      ['GET', '/api/campaigns/3/candidates?limit=48&cursor=c1&strategy=mix'],
+      ['POST', '/api/campaigns/3/probe/retrain'],
+      ['GET', '/api/campaigns/3/consensus?value=reject&after=9'],
+      ['GET', '/api/campaigns/3/progress?window_minutes=30'],
+      ['POST', '/api/campaigns/3/exports'],
+      ['GET', '/api/survey/random?count=1&source_type=DEV&source_type=EXP']]);
+    expect(JSON.parse(String(calls[4]?.init.body)))
+      .toEqual({ format: 'csv', filters: { consensus: ['accept'] } });
+  });
+
+  it('send an import as a form with the file and its options', async () => {
+    const { client, calls } = scripted([json({ rows: 1 })]);
+    client.csrfToken = 't';
+    await client.importTable(3, { file: new Blob(['object_id\n4\n']), fileName: 'seeds.csv',
+                                  into: 'labels', source: 'SLACS', value: 'reject',
+                                  toleranceArcsec: 2, dryRun: true });
+    expect(calls[0]?.url).toBe('/api/campaigns/3/imports');
+    const form = calls[0]?.init.body as FormData;
+    expect(form).toBeInstanceOf(FormData);
+    expect((form.get('file') as File).name).toBe('seeds.csv');
+    expect([form.get('into'), form.get('source'), form.get('value'),
+            form.get('tolerance_arcsec'), form.get('dry_run')])
+      .toEqual(['labels', 'SLACS', 'reject', '2', 'true']);
+    expect(header(calls[0], 'Content-Type')).toBeNull(); // the browser sets the boundary
+  });
+
   it('build cutout addresses, leaving out the default brightness', () => {
     const client = new ApiClient();
     expect(client.cutoutUrl(7)).toBe('/api/objects/7/cutout.png');
