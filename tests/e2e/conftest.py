@@ -276,6 +276,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, survey_path: Path,
     try:
         yield LiveServer(app, f"http://127.0.0.1:{server.server_port}", folder / "worker.log")
     finally:
+        died = worker.poll()  # None: still running, as it should be
         worker.send_signal(signal.SIGTERM)
         try:
             worker.wait(timeout=30)
@@ -288,6 +289,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, survey_path: Path,
         server.server_close()
         with app.app_context():
             db.engine.dispose()
+        if died is not None:  # say so after the teardown (its log tells why probes never came)
+            tail = (folder / "worker.log").read_text().splitlines()[-20:]
+            pytest.fail(f"the galsearch worker exited early (status {died}):\n" + "\n".join(tail))
 
 
 @pytest.fixture(scope="session")
