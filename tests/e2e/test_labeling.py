@@ -174,12 +174,18 @@ def test_label_a_page_with_the_keyboard_undo_and_move_on(page: Page, new_page, l
     expect(page.get_by_role("complementary")).to_have_count(0)
     wait_until_saved(page, 30)
 
-    # n: the next page (prefetched) holds none of the first page's objects
+    # n: the next page. While pages follow similarity it is the prefetched one, holding none of
+    # the first page's objects; once the worker has trained a probe from these labels (a race
+    # with the keys above) it is the probe order's first page instead, holding none of the
+    # labeled objects
     page.keyboard.press("n")
     expect(page.locator(".toolbar")).to_contain_text(f"Page 2 · 0/{PAGE_SIZE} labeled")
-    second_page = [int(i) for i in grid(page).locator(".tile").evaluate_all(
-        "tiles => tiles.map(t => t.dataset.objectId)")]
-    assert not set(second_page) & set(first_page)
+    second_page = page_ids(page)
+    labeled = {row[0] for row in live_server.query(
+        select(Label.object_id).where(Label.campaign_id == campaign_id))}
+    assert len(labeled) == 30 and not set(second_page) & labeled
+    if grid(page).locator(".score").first.inner_text().startswith("sim."):
+        assert not set(second_page) & set(first_page)
     expect(tile(page, 0)).to_be_focused()
 
     # a fresh load of the campaign: the first grid within 1 s, the labeled left out
@@ -187,11 +193,7 @@ def test_label_a_page_with_the_keyboard_undo_and_move_on(page: Page, new_page, l
     page.goto(f"/campaigns/{campaign_id}")
     [reload_ms] = wait_for_measures(page, "galsearch:first-grid")
     assert reload_ms < FIRST_GRID_BUDGET_MS, reload_ms
-    reloaded = [int(i) for i in grid(page).locator(".tile").evaluate_all(
-        "tiles => tiles.map(t => t.dataset.objectId)")]
-    labeled = {row[0] for row in live_server.query(
-        select(Label.object_id).where(Label.campaign_id == campaign_id))}
-    assert not set(reloaded) & labeled
+    assert not set(page_ids(page)) & labeled
 
     # another browser (nothing cached in it) navigating from the campaign list: within 1 s
     other = new_page()
