@@ -67,6 +67,19 @@ def test_read_images_any_order_with_duplicates_across_files(survey_data):
         assert s.read_images([]).shape == (0, 3, SIZE, SIZE)
 
 
+@pytest.mark.parametrize("direct_min_bytes", [0, 1 << 40])
+def test_reads_straight_into_the_output_or_sliced_give_the_same(survey_data, monkeypatch,
+                                                                 direct_min_bytes):
+    """Runs of rows are read with read_direct (0: every run) or sliced and copied (2**40)."""
+    path, images, catalog = survey_data
+    monkeypatch.setattr(ml.survey, "DIRECT_READ_MIN_BYTES", direct_min_bytes)
+    ids = [22, 0, 1, 2, 9, 10, 10, 11, 19, 20, 3, 22]  # runs, holes, duplicates, files
+    with Survey(path) as s:
+        np.testing.assert_array_equal(s.read_images(ids), images[ids])
+        np.testing.assert_array_equal(s.read_column("flux", ids), catalog["flux"][ids])
+        np.testing.assert_array_equal(s.read_column("ra", ids), catalog["ra"][ids])
+
+
 def test_columns_catalog_and_locate(survey_data):
     path, _, catalog = survey_data
     ids = np.array([21, 4, 4, 15, 0])
