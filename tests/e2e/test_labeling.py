@@ -288,9 +288,11 @@ def test_a_team_labels_the_probe_retrains_and_a_csv_export_holds_the_labels(
     started = time.monotonic()
     expect(panel.get_by_test_id("probe-version")).to_have_text(re.compile(r"^version \d+$"),
                                                               timeout=PROBE_TIMEOUT_MS)
+    expect(panel.get_by_test_id("probe-job")).to_contain_text("trained version",
+                                                             timeout=PROBE_TIMEOUT_MS)
+    expect(panel.get_by_test_id("probe-unseen")).to_have_text("0")  # the undo included
     retrain_s = time.monotonic() - started
     expect(panel).to_contain_text("ROC AUC")
-    expect(panel.get_by_test_id("probe-job")).to_contain_text("trained version")
     notice = page.get_by_role("note")
     expect(notice).to_contain_text(re.compile(r"Probe version \d+ is newer"))
     page.keyboard.press("o")
@@ -381,6 +383,7 @@ def test_a_team_labels_the_probe_retrains_and_a_csv_export_holds_the_labels(
         assert row["probe_version"] != ""  # the probe's score of the moment is in the file
     assert unnamed_controls(page) == []
     screenshot(page, "exports")
-    report(f"probe: first version {retrain_s:.1f} s after the 30th label and its undo "
-           f"(worker polling every 0.2 s; {len(versions)} version(s) by then)")
+    report(f"probe: the version that learned every label, the undo included, shown "
+           f"{retrain_s:.1f} s after the undo was saved (worker polling every 0.2 s, debounce "
+           f"0.5 s; {len(versions)} version(s) by then)")
 
