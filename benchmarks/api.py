@@ -37,10 +37,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import os
 import random
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +60,7 @@ from serving import (
     Latencies,
     cpu_columns,
     load_average,
+    percentiles,
     served,
     sign_in_all,
     timed,
@@ -95,11 +98,17 @@ class Workload:
         self.unrendered = iter(order)  # every object at most once: never in the disk cache
         self.rendered: list[int] = []
         self.label_writes = 0
+        # page latencies by depth (1: the first page), with all clients: the index search
+        # behind page p looks for p * 48 + 1 objects, so deeper pages cost more
+        self.page_s_by_depth: dict[int, list[float]] = defaultdict(list)
 
     async def candidate_page(self, client: Client, record: Latencies) -> None:
         params = {"limit": str(PAGE_SIZE)} | ({"cursor": client.cursor} if client.cursor else {})
+        t0 = time.perf_counter()
         status, body = await timed(record, "candidate_page", client.browser, "GET",
                                    f"/api/campaigns/{client.campaign}/candidates", params=params)
+        if record.measuring and status == 200:
+            self.page_s_by_depth[client.depth + 1].append(time.perf_counter() - t0)
         if status != 200:
             client.cursor, client.depth = None, 0
             return
@@ -175,6 +184,7 @@ async def measure(base_url: str, people: list[tuple[str, int]], n_objects: int,
     phases = []
     errors: list[str] = list(warm.errors)
     for count in concurrencies:
+        work.page_s_by_depth.clear()
         for kind in KINDS:
             record = Latencies()
             meter.start()
@@ -195,7 +205,12 @@ async def measure(base_url: str, people: list[tuple[str, int]], n_objects: int,
                   f"{record.error_count}; load {cost['load_average_after'][0]}", flush=True)
     for browser in browsers:
         await browser.close()
-    extra = {"sign_in_s": round(sign_in_s, 1), "warmup_errors": warm.error_count,
+    by_depth = {depth: {k: v for k, v in percentiles(seconds).items()
+                        if k in ("count", "p50_ms", "p99_ms")}
+                for depth, seconds in sorted(work.page_s_by_depth.items())}
+    print("  page p50 by depth, all clients: " + ", ".join(
+        f"{d}: {v['p50_ms']:.0f} ms" for d, v in by_depth.items()), flush=True)
+    extra = {"candidate_page_by_depth": by_depth,"sign_in_s": round(sign_in_s, 1), "warmup_errors": warm.error_count,
              "label_writes": work.label_writes, "objects_rendered": len(work.rendered),
              "error_examples": errors[:10]}
     return phases, extra
@@ -269,6 +284,7 @@ def main() -> None:
         "uptime_before": uptime_before, "uptime_after": uptime(),
         "load_average_before": load_before, "load_average_after": load_average(),
         "machine": machine(), "seconds": round(time.perf_counter() - started, 1),
+        "nice": os.nice(0),  # of this process and of the server it started
         "notes": "shared 2-core machine: client, server, PostgreSQL and other people's jobs "
                  "share the cores (others_cpu_share, load averages per phase)",
     }

@@ -32,7 +32,7 @@ Steps: the number of labelers goes up (20, 50, 100, 200, 300, 400) until label-w
 
     .venv/bin/python benchmarks/load.py --quick          # < 2 min: 20 labelers, 15 s, both DBs
     .venv/bin/python benchmarks/load.py                  # 5 min per step (about 40 min)
-    .venv/bin/python benchmarks/load.py --steps 200 --duration 300 --no-sqlite
+    .venv/bin/python benchmarks/load.py --steps 200 --no-sqlite --merge  # redo one step
 
 Writes ``benchmarks/results/load.json`` (``load_quick.json`` with ``--quick``) and prints a
 table; the machine's load average and the other processes' CPU share are recorded per step.
@@ -43,11 +43,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
+import os
 import random
 import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +69,7 @@ from serving import (
     cpu_columns,
     load_average,
     percentiles,
+    results_path,
     served,
     sign_in_all,
     timed,
@@ -254,6 +258,7 @@ def run_step(database: str, labelers: int, duration_s: float, survey: Path, bund
     print(f"-- {database}: {labelers} labelers for {duration_s:.0f} s "
           f"(load average {load_average()})", flush=True)
     record = Record(on_wire=True)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     with served(database, survey, bundle, labelers, per_campaign, n_objects, workers,
                 threads) as setup:
         cost = asyncio.run(drive(setup, duration_s, record))
@@ -265,6 +270,7 @@ def run_step(database: str, labelers: int, duration_s: float, survey: Path, bund
     correct = (check["lost"] == 0 and check["wrong_value"] == 0 and check["duplicates"] == 0
                and check["history_mismatches"] == 0 and check["stored_never_sent"] == 0)
     step = {"database": database, "labelers": labelers, "duration_s": duration_s,
+            "started_utc": started,
             "latency": latencies, "errors": record.error_count,
             "error_examples": record.errors[:5], "check": check, **cost,
             "label_writes_per_s": round(writes["count"] / cost["wall_s"], 1),
@@ -304,6 +310,15 @@ def print_table(steps: list[dict[str, Any]]) -> None:
           f"{CPU_LEGEND})")
 
 
+def merged_steps(quick: bool, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``steps`` and those of the results file of other (database, labelers), in order."""
+    path = results_path("load", quick)
+    done = {(s["database"], s["labelers"]) for s in steps}
+    old = json.loads(path.read_text())["steps"] if path.exists() else []
+    return sorted([s for s in old if (s["database"], s["labelers"]) not in done] + steps,
+                  key=lambda s: (s["database"] != "postgresql", s["labelers"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -319,6 +334,8 @@ def main() -> None:
     parser.add_argument("--per-campaign", type=int, default=10, help="labelers per campaign")
     parser.add_argument("--workers", type=int, help="GALSEARCH_WORKERS (default: the config's)")
     parser.add_argument("--threads", type=int, help="GALSEARCH_THREADS (default: the config's)")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the steps of the results file that this run does not redo")
     args = parser.parse_args()
     base = 1024
     if args.quick:
@@ -337,6 +354,8 @@ def main() -> None:
     if not args.no_sqlite:
         steps.append(run_step("sqlite", args.sqlite_labelers, args.duration, survey, bundle,
                               args.n, args.per_campaign, args.workers, args.threads))
+    if args.merge:
+        steps = merged_steps(args.quick, steps)
     held = [s["labelers"] for s in steps if s["database"] == "postgresql" and s["held"]]
     print_table(steps)
     print(f"largest number of labelers held on PostgreSQL (label-write p99 <= "
@@ -353,6 +372,7 @@ def main() -> None:
                        "p99_target_ms": P99_TARGET_MS},
         "largest_held_postgresql": max(held) if held else None,
         "steps": steps, "machine": machine(),
+        "nice": os.nice(0),  # of this process and of the server it started
         "load_average_before": load_before, "load_average_after": load_average(),
         "seconds": round(time.perf_counter() - started, 1),
         "notes": "shared 2-core machine: other people's jobs ran meanwhile (load averages and "

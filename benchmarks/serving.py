@@ -276,11 +276,15 @@ def percentiles(seconds: list[float]) -> dict[str, float | int | None]:
 
 
 
-def write_results(name: str, quick: bool, results: dict[str, Any]) -> Path:
+def results_path(name: str, quick: bool) -> Path:
     """``benchmarks/results/<name>.json`` (``<name>_quick.json`` in quick mode)."""
-    folder = REPO / "benchmarks" / "results"
-    folder.mkdir(exist_ok=True)
-    path = folder / f"{name}_quick.json" if quick else folder / f"{name}.json"
+    return REPO / "benchmarks" / "results" / (f"{name}_quick.json" if quick else f"{name}.json")
+
+
+def write_results(name: str, quick: bool, results: dict[str, Any]) -> Path:
+    """Write :func:`results_path`."""
+    path = results_path(name, quick)
+    path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {path}")
     return path
