@@ -26,6 +26,7 @@ from server.database import configure_engine
 from server.db_upgrade import upgrade_database
 from server.errors import HTTP_ERROR_SCHEMA, VALIDATION_ERROR_SCHEMA, register_error_handlers
 from server.extensions import db, migrate
+from server.input_checks import register_input_checks
 from server.security_headers import register_security_headers
 from server.sources import open_sources
 
@@ -100,6 +101,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     register_error_handlers(app)
     register_security_headers(app)
     app.before_request(load_identity)
+    register_input_checks(app)  # after who is calling: 401 before 422
     register_blueprints(app)
     app.register_blueprint(spa.bp)  # last: its catch-all route serves the app's client routes
 

@@ -74,6 +74,8 @@ def error_response(status: int, detail: str, headers: Any = None,
         "title": HTTP_STATUS_CODES.get(status, "Error"),
         "detail": detail,
     }
+    if errors is None and status == 422:
+        errors = {}  # a 422 always has errors (the documented shape); the detail says it all
     if errors is not None:
         body["errors"] = errors
     response = jsonify(body)
@@ -110,6 +112,8 @@ def _werkzeug_description(status: int) -> str:
 def register_error_handlers(app: APIFlask) -> None:
     """Route every error of ``app`` through :func:`error_response` (for ``/api`` paths)."""
 
+    app.spec_processor(document_common_errors)
+
     @app.error_processor
     def _http_error(error: HTTPError) -> Response:
         return _from_http_error(error)
@@ -128,6 +132,8 @@ def register_error_handlers(app: APIFlask) -> None:
             # only a route outside the API (the app's catch-all page) took the path
             return error_response(404, NotFound.description)
         detail = error.description or HTTP_STATUS_CODES.get(error.code or 500, "Error")
+        if isinstance(error, NotFound) and detail == NotFound.description:  # no route matched
+            detail = f"there is no API endpoint at {request.path}: see /api/docs for the API"
         # webargs reports an unparsable JSON body as 400 with its messages in error.data
         messages = getattr(error, "data", None) and error.data.get("messages")
         if messages:
@@ -140,6 +146,34 @@ def register_error_handlers(app: APIFlask) -> None:
         if is_database_unavailable(error):
             return _database_unavailable(error)
         raise error  # a bug: let Flask log it and answer 500
+
+
+# errors any API operation may answer besides those its view documents
+_BODY_ERRORS = {
+    "400": "the request body is not valid JSON (or not a valid multipart form)",
+    "413": "the request body is larger than the server accepts (GALSEARCH_MAX_UPLOAD_MB)",
+}
+_UNAVAILABLE = ("the database cannot be reached right now (or the search bundle or survey "
+                "this needs is not configured): retry after the Retry-After seconds")
+
+
+def document_common_errors(spec: dict[str, Any]) -> dict[str, Any]:
+    """Add to every API operation of the OpenAPI document the errors it can answer whatever its
+    view does: 400 and 413 where it takes a body, 503 (database unavailable) everywhere."""
+    error_ref = {"content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/HTTPError"}}}}
+    for path, item in spec.get("paths", {}).items():
+        if not path.startswith(API_PREFIX) or path in ("/api/openapi.json", "/api/docs"):
+            continue
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            extra = dict(_BODY_ERRORS) if "requestBody" in operation else {}
+            extra["503"] = _UNAVAILABLE
+            for status, description in extra.items():
+                responses.setdefault(status, {"description": description, **error_ref})
+    return spec
 
 
 def _api_rule_matches(error: MethodNotAllowed) -> bool:

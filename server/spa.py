@@ -9,7 +9,8 @@
 - Every other path outside ``/api`` is a client-side route (``/campaigns/7``, ...): the app's
   ``index.html``, which browsers must revalidate (``no-cache``) so that a new build is picked
   up on the next load. A top-level file of the build (``/favicon.svg``) is served as itself.
-- Paths under ``/api`` never fall through to the app: an unknown one is the API's JSON 404.
+- Paths under ``/api`` never fall through to the app (the catch-all route's converter does not
+  match them): an unknown one is the API's JSON 404, a known one with another method 405.
 
 Before the app is built, ``/`` answers 503 with a page that says how to build it.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, send_from_directory
-from werkzeug.exceptions import NotFound
+from werkzeug.routing import PathConverter
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_SPA_DIR = PACKAGE_DIR / "static" / "app"
@@ -39,6 +40,18 @@ the repository, then reload this page.</p></body></html>
 bp = Blueprint("spa", __name__)
 
 
+class ClientRouteConverter(PathConverter):
+    """A path outside the API: the catch-all route never matches ``/api`` or ``/api/...``, so
+    an API path's allowed methods (405, OPTIONS' ``Allow``) are the API routes' alone."""
+
+    regex = r"(?!api(?:/|$))[^/].*?"
+
+
+@bp.record_once
+def _register_converter(state) -> None:
+    state.app.url_map.converters["client_route"] = ClientRouteConverter
+
+
 def spa_dir() -> Path:
     """The folder of the built app (``SPA_DIR``, default ``server/static/app``)."""
     return Path(current_app.config.get("SPA_DIR") or DEFAULT_SPA_DIR)
@@ -53,11 +66,9 @@ def asset(filename: str) -> Response:
 
 
 @bp.get("/", defaults={"path": ""})
-@bp.get("/<path:path>")
+@bp.get("/<client_route:path>")
 def page(path: str) -> Response:
     """The app's ``index.html`` for a client route, or a top-level file of the build."""
-    if path == "api" or path.startswith("api/"):
-        raise NotFound(f"there is no API endpoint at /{path}: see /api/docs for the API")
     root = spa_dir()
     if path and "/" not in path and path != INDEX and (root / path).is_file():
         return send_from_directory(root, path, max_age=TOP_LEVEL_MAX_AGE_S)

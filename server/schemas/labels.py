@@ -56,8 +56,9 @@ class BulkIn(Schema):
     @validates("labels")
     def _unique_objects(self, labels, **kwargs):
         seen: set[int] = set()
-        repeated = sorted({item["object_id"] for item in labels
-                           if item["object_id"] in seen or seen.add(item["object_id"])})
+        # an item without a valid object_id is reported by its own field's error
+        ids = [item["object_id"] for item in labels if "object_id" in item]
+        repeated = sorted({i for i in ids if i in seen or seen.add(i)})
         if repeated:
             raise ValidationError(f"objects given more than once: {repeated[:10]}")
 

@@ -1,0 +1,62 @@
+"""Regressions found by the schemathesis run (tests/server/test_api_fuzz.py): each answered
+500 before its fix (some on PostgreSQL only)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from server.input_checks import INT32_MAX, INT64_MAX, NUL_MESSAGE
+
+
+def test_a_bulk_item_without_an_object_id_is_a_422_naming_the_field(people):
+    alice = people.session("alice")
+    cid = people.campaign("alice")
+    response = alice.post(f"/api/campaigns/{cid}/labels/bulk",
+                          json={"labels": [{"value": None}, {"object_id": 1, "value": "accept"}]})
+    assert response.status_code == 422
+    assert "object_id" in response.json["errors"]["json"]["labels"]["0"]
+
+
+@pytest.mark.parametrize("path", [
+    "/api/campaigns/{big}", "/api/campaigns/{big}/sources/catalog",
+    "/api/campaigns/{cid}/members/{big}", "/api/campaigns/{cid}/seeds/{big}",
+    "/api/campaigns/{cid}/probe/runs/{big}", "/api/users/{big}", "/api/tokens/{big}",
+    "/api/campaigns/{cid}/exports/{huge}", "/api/campaigns/{cid}/jobs/{huge}",
+    "/api/objects/{huge}",
+])
+@pytest.mark.parametrize("method", ["GET", "DELETE", "PATCH"])
+def test_ids_beyond_their_columns_range_are_404(people, path, method):
+    """Campaigns, users, tokens, seeds and probe versions have 32-bit ids (PostgreSQL refused
+    2**31 with "integer out of range"), the rest 64-bit."""
+    root = people.session("root", admin=True)
+    cid = people.campaign("root")
+    url = path.format(cid=cid, big=INT32_MAX + 1, huge=INT64_MAX + 1)
+    response = root.open(method, url, json={})
+    assert response.status_code in (404, 405), (url, response.json)  # 405: no such method
+    if response.status_code == 404:
+        assert "does not exist" in response.json["detail"]
+
+
+def test_text_with_a_nul_character_is_a_422_naming_the_field(people):
+    """PostgreSQL cannot store U+0000 (psycopg refused the query: a 500); SQLite stored it."""
+    alice = people.session("alice")
+    cid = people.campaign("alice")
+    cases = [
+        (alice.post("/api/campaigns", json={"name": "lenses\x00"}), "json", "name"),
+        (alice.patch(f"/api/campaigns/{cid}", json={"settings": {"source_types": ["D\x00"]}}),
+         "json", "settings.source_types.0"),
+        (alice.post(f"/api/campaigns/{cid}/exports",
+                    json={"format": "csv", "filters": {"labelers": ["\x00"]}}),
+         "json", "filters.labelers.0"),
+        (alice.get(f"/api/campaigns/{cid}/labels?user=me%00"), "query", "user"),
+        (alice.post(f"/api/campaigns/{cid}/imports", content_type="multipart/form-data",
+                    data={"file": (io.BytesIO(b"object_id\n1\n"), "t.csv"), "into": "labels",
+                          "source": "cat\x00"}), "form", "source"),
+    ]
+    for response, where, field in cases:
+        assert response.status_code == 422, response.json
+        assert response.json["errors"][where][field] == [NUL_MESSAGE]
+    assert alice.delete(f"/api/campaigns/{cid}/sources/x%00y").status_code == 404
+    assert [c["name"] for c in alice.get("/api/campaigns").json] == ["lenses"]
