@@ -84,7 +84,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         )
     try:
         manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleMismatchError(f"{path} is not valid JSON ({exc}); {REBUILD_HINT}") from exc
     if manifest.get("format") != FORMAT_NAME:
         raise BundleMismatchError(f"{path} is not a galsearch search bundle manifest")
@@ -130,7 +130,11 @@ def verify_files(folder: Path, manifest: dict[str, Any], verify: str = "quick") 
                 f"{record['bytes']}: the file was changed or partly copied; {REBUILD_HINT}"
             )
         if "shape" in record:
-            shape, dtype = npy_header(path)
+            try:
+                shape, dtype = npy_header(path)
+            except (ValueError, OSError) as exc:  # not an .npy file any more (overwritten)
+                raise BundleMismatchError(f"{name} in {folder} is not a readable .npy array "
+                                          f"({exc}); {REBUILD_HINT}") from exc
             want = expected_shapes(manifest).get(name, tuple(record["shape"]))
             if shape != tuple(record["shape"]) or shape != want:
                 raise BundleMismatchError(

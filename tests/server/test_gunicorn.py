@@ -3,29 +3,18 @@ serving concurrent labelers over real HTTP, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
+from gunicorn_testing import gunicorn
 
 from server.extensions import db
 from server.models import Label, LabelHistory
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -45,32 +34,8 @@ def served(empty_database_url, make_app, tmp_path):
         campaign_id = campaign.id
         db.session.remove()  # give the connection back before the pool goes
         db.engine.dispose()
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": empty_database_url, "SECRET_KEY": "gunicorn-test",
-           "GALSEARCH_INSTANCE": str(tmp_path), "GALSEARCH_BIND": f"127.0.0.1:{port}",
-           "GALSEARCH_WORKERS": "2", "GALSEARCH_THREADS": "4", "GALSEARCH_COOKIE_SECURE": "0"}
-    env.pop("GALSEARCH_ENV", None)  # the config's own default (production) applies
-    log = open(tmp_path / "gunicorn.log", "w")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "python:server.gunicorn_conf"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/api/openapi.json", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError((tmp_path / "gunicorn.log").read_text())
-            time.sleep(0.2)
-        yield base, campaign_id, app
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-        log.close()
+    with gunicorn(empty_database_url, tmp_path) as served:
+        yield served.base, campaign_id, app
 
 
 def test_gunicorn_serves_concurrent_labelers(served, tmp_path):
