@@ -221,6 +221,8 @@ def page(bundle: SearchBundle, order: Ranking | Order, limit: int, exclude: np.n
     """
     if isinstance(order, Ranking):
         order = SimilarityOrder(bundle, order)
+    if order.size == 0:  # no object passes the filters (an empty magnitude range, ...)
+        return np.zeros(0, np.int64), np.zeros(0, np.float64), None
     served = 0 if cursor is None else cursor.served
     k = min(order.size, served + limit + 1)  # one more than the page tells whether more follow
     while True:

@@ -52,7 +52,7 @@ class JobOut(JobRecord):
 
 class JobPageQuery(Schema):
     kind = String(validate=OneOf(list(JOB_KINDS)))
-    before = Integer(validate=Range(min=1), metadata={
+    before = Integer(validate=Range(min=1, max=2**63 - 1), metadata={  # a BIGINT id
         "description": "cursor: the next_before of the previous page (newest first)"})
     limit = Integer(load_default=20, validate=Range(1, JOB_PAGE_MAX))
 

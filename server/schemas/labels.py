@@ -75,7 +75,7 @@ class _UserFilter(Schema):
 
 class LabelPageQuery(_UserFilter):
     value = Enum(LabelValue, by_value=True)
-    after = Integer(load_default=0, validate=Range(min=0), metadata={
+    after = Integer(load_default=0, validate=Range(min=0, max=OBJECT_ID_MAX), metadata={
         "description": "cursor: the next_after of the previous page (pages go oldest first)"})
     limit = Integer(load_default=200, validate=Range(1, PAGE_LIMIT_MAX))
 
@@ -88,7 +88,7 @@ class LabelPageOut(Schema):
 
 class HistoryQuery(_UserFilter):
     object_id = object_id_field(strict=False)
-    before = Integer(validate=Range(min=1), metadata={
+    before = Integer(validate=Range(min=1, max=OBJECT_ID_MAX), metadata={  # a BIGINT id
         "description": "cursor: the next_before of the previous page (pages go newest first)"})
     limit = Integer(load_default=200, validate=Range(1, PAGE_LIMIT_MAX))
 

@@ -58,7 +58,7 @@ class ProbeStatusOut(Schema):
 
 
 class ProbeRunPageQuery(Schema):
-    before = Integer(validate=Range(min=1), metadata={
+    before = Integer(validate=Range(min=1, max=2**31 - 1), metadata={  # an INTEGER version
         "description": "cursor: the next_before of the previous page (newest first)"})
     limit = Integer(load_default=20, validate=Range(1, RUN_PAGE_MAX))
 

@@ -60,3 +60,30 @@ def test_text_with_a_nul_character_is_a_422_naming_the_field(people):
         assert response.json["errors"][where][field] == [NUL_MESSAGE]
     assert alice.delete(f"/api/campaigns/{cid}/sources/x%00y").status_code == 404
     assert [c["name"] for c in alice.get("/api/campaigns").json] == ["lenses"]
+
+
+@pytest.mark.parametrize(("path", "limit"), [
+    ("jobs?before={v}", INT64_MAX), ("probe/runs?before={v}", INT32_MAX),
+    ("labels/history?before={v}", INT64_MAX), ("labels?after={v}", INT64_MAX),
+])
+def test_page_cursors_beyond_their_columns_range_are_422(people, path, limit):
+    """Overflowed SQLite ("Python int too large") and PostgreSQL ("bigint out of range")."""
+    alice = people.session("alice")
+    cid = people.campaign("alice")
+    assert alice.get(f"/api/campaigns/{cid}/" + path.format(v=limit)).status_code == 200
+    response = alice.get(f"/api/campaigns/{cid}/" + path.format(v=limit + 1))
+    assert response.status_code == 422
+    assert set(response.json["errors"]["query"]) == {path.split("?")[1].split("=")[0]}
+
+
+def test_candidates_when_no_object_passes_the_filters_are_an_empty_page(people, app):
+    """A probe-ordered page over no eligible object asked the index for k = 0 (a 500)."""
+    from test_authorization import build_world
+
+    world = build_world(people, app)  # a seed and probe version 1
+    olga = people.session("olga")
+    for order in ("", "&order=similarity", "&order=probe"):
+        response = olga.get(f"/api/campaigns/{world.campaign}/candidates"
+                            f"?limit=1&mag_r_min=0&mag_r_max=0{order}")
+        assert response.status_code == 200, response.json
+        assert response.json["items"] == [] and response.json["next_cursor"] is None
