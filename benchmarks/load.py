@@ -343,42 +343,48 @@ def main() -> None:
     survey, bundle = survey_and_bundle(args.n, dim=args.dim, base=base)
     started = time.perf_counter()
     load_before = load_average()
-    steps: list[dict[str, Any]] = []
+    done: list[dict[str, Any]] = []
+
+    def save(final: bool) -> list[dict[str, Any]]:
+        """The results file, rewritten after every step (a stopped run keeps its steps)."""
+        steps = merged_steps(args.quick, done) if args.merge else list(done)
+        held = [s["labelers"] for s in steps if s["database"] == "postgresql" and s["held"]]
+        write_results("load", args.quick, {
+            "benchmark": "load", "quick": args.quick, "complete": final,
+            "parameters": {"n_objects": args.n, "dim": args.dim, "distinct_cutouts": base,
+                           "page_size": PAGE_SIZE, "per_campaign": args.per_campaign,
+                           "duration_s": args.duration, "label_interval_s": [0.5, 1.5],
+                           "change_fraction": CHANGE_FRACTION,
+                           "browser_connections": BROWSER_CONNECTIONS,
+                           "workers": args.workers, "threads": args.threads,
+                           "p99_target_ms": P99_TARGET_MS},
+            "largest_held_postgresql": max(held) if held else None,
+            "steps": steps, "machine": machine(),
+            "nice": os.nice(0),  # of this process and of the server it started
+            "load_average_before": load_before, "load_average_after": load_average(),
+            "seconds": round(time.perf_counter() - started, 1),
+            "notes": "shared 2-core machine: other people's jobs ran meanwhile (load averages "
+                     "and others_cpu_share per step); client, server and PostgreSQL share the "
+                     "cores",
+        })
+        return steps
+
     if not args.no_postgres:
         for count in (int(c) for c in args.steps.split(",")):
-            step = run_step("postgresql", count, args.duration, survey, bundle, args.n,
-                            args.per_campaign, args.workers, args.threads)
-            steps.append(step)
-            if not step["held"]:
+            done.append(run_step("postgresql", count, args.duration, survey, bundle, args.n,
+                                 args.per_campaign, args.workers, args.threads))
+            save(final=False)
+            if not done[-1]["held"]:
                 break
     if not args.no_sqlite:
-        steps.append(run_step("sqlite", args.sqlite_labelers, args.duration, survey, bundle,
-                              args.n, args.per_campaign, args.workers, args.threads))
-    if args.merge:
-        steps = merged_steps(args.quick, steps)
+        done.append(run_step("sqlite", args.sqlite_labelers, args.duration, survey, bundle,
+                             args.n, args.per_campaign, args.workers, args.threads))
+    steps = save(final=True)
     held = [s["labelers"] for s in steps if s["database"] == "postgresql" and s["held"]]
     print_table(steps)
     print(f"largest number of labelers held on PostgreSQL (label-write p99 <= "
           f"{P99_TARGET_MS:.0f} ms, no error, every acknowledged label stored once): "
           f"{max(held) if held else 'none'}")
-    results = {
-        "benchmark": "load", "quick": args.quick,
-        "parameters": {"n_objects": args.n, "dim": args.dim, "distinct_cutouts": base,
-                       "page_size": PAGE_SIZE, "per_campaign": args.per_campaign,
-                       "duration_s": args.duration, "label_interval_s": [0.5, 1.5],
-                       "change_fraction": CHANGE_FRACTION,
-                       "browser_connections": BROWSER_CONNECTIONS,
-                       "workers": args.workers, "threads": args.threads,
-                       "p99_target_ms": P99_TARGET_MS},
-        "largest_held_postgresql": max(held) if held else None,
-        "steps": steps, "machine": machine(),
-        "nice": os.nice(0),  # of this process and of the server it started
-        "load_average_before": load_before, "load_average_after": load_average(),
-        "seconds": round(time.perf_counter() - started, 1),
-        "notes": "shared 2-core machine: other people's jobs ran meanwhile (load averages and "
-                 "others_cpu_share per step); client, server and PostgreSQL share the cores",
-    }
-    write_results("load", args.quick, results)
 
 
 if __name__ == "__main__":
