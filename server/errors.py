@@ -26,6 +26,7 @@ from werkzeug.exceptions import (
     InternalServerError,
     MethodNotAllowed,
     NotFound,
+    RequestEntityTooLarge,
     default_exceptions,
 )
 from werkzeug.http import HTTP_STATUS_CODES
@@ -134,6 +135,10 @@ def register_error_handlers(app: APIFlask) -> None:
         detail = error.description or HTTP_STATUS_CODES.get(error.code or 500, "Error")
         if isinstance(error, NotFound) and detail == NotFound.description:  # no route matched
             detail = f"there is no API endpoint at {request.path}: see /api/docs for the API"
+        if isinstance(error, RequestEntityTooLarge):
+            limit_mb = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) / 2**20
+            detail = (f"the request body is larger than this server accepts ({limit_mb:g} MB; "
+                      "its administrator sets GALSEARCH_MAX_UPLOAD_MB): send a smaller file")
         # webargs reports an unparsable JSON body as 400 with its messages in error.data
         messages = getattr(error, "data", None) and error.data.get("messages")
         if messages:

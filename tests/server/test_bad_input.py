@@ -87,3 +87,28 @@ def test_candidates_when_no_object_passes_the_filters_are_an_empty_page(people, 
                             f"?limit=1&mag_r_min=0&mag_r_max=0{order}")
         assert response.status_code == 200, response.json
         assert response.json["items"] == [] and response.json["next_cursor"] is None
+
+
+def test_an_upload_over_the_size_limit_is_a_413_saying_the_limit(make_app):
+    from server.auth.accounts import create_user
+    from server.extensions import db
+
+    limit = 100_000  # the body stays in the test client's memory (no temporary file)
+    app = make_app(MAX_CONTENT_LENGTH=limit)
+    with app.app_context():
+        create_user("alice", "alice-password")
+        db.session.commit()
+    client = app.test_client()
+    csrf = client.post("/api/session", json={"username": "alice",
+                                              "password": "alice-password"}).json["csrf_token"]
+    cid = client.post("/api/campaigns", json={"name": "x"},
+                      headers={"X-CSRF-Token": csrf}).json["id"]
+    for url, extra in ((f"/api/campaigns/{cid}/seeds/upload", {}),
+                       (f"/api/campaigns/{cid}/imports", {"into": "seeds"})):
+        response = client.post(url, headers={"X-CSRF-Token": csrf},
+                               content_type="multipart/form-data",
+                               data={"file": (io.BytesIO(b"\0" * (limit + 1)), "big.fits"),
+                                     **extra})
+        assert response.status_code == 413
+        assert f"{limit / 2**20:g} MB" in response.json["detail"]
+        assert "GALSEARCH_MAX_UPLOAD_MB" in response.json["detail"]
