@@ -17,7 +17,7 @@ APP_SOURCES := $(shell find frontend -type f -not -path '*/node_modules/*') vite
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help install app demo test lint bench clean
+.PHONY: help install app demo test lint bench clean check-reliability
 
 help:
 	@echo "make demo   - simulate a survey and run galsearch on it (TRAIN=1 trains the model from scratch)"
@@ -61,6 +61,22 @@ lint: install
 
 bench: install
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
+
+# Everything of issue 9 at full length: schemathesis with 100 examples per operation plus its
+# coverage phase (make test runs 5), the fault and security tests, the browser tests (the app
+# under its Content-Security-Policy), and the load benchmark in quick mode.
+RELIABILITY_TESTS := tests/server/test_faults.py tests/server/test_probe_faults.py \
+	tests/server/test_security.py tests/server/test_authorization.py \
+	tests/server/test_bad_input.py tests/server/test_api_seeds.py tests/server/test_exports.py \
+	tests/server/test_errors.py tests/server/test_gunicorn.py tests/ml/ingest \
+	tests/ml/test_survey.py tests/ml/index/test_bundle.py
+check-reliability: install app $(CHROMIUM)
+	@rm -f benchmarks/results/fuzz.json
+	GALSEARCH_FUZZ_EXAMPLES=100 GALSEARCH_FUZZ_REPORT=benchmarks/results/fuzz.json \
+		$(PY) -m pytest -q tests/server/test_api_fuzz.py -p no:cacheprovider
+	$(PY) -m pytest -q $(RELIABILITY_TESTS)
+	$(PY) -m pytest -q tests/e2e
+	$(PY) benchmarks/load.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info node_modules server/static/app
