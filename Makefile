@@ -66,7 +66,7 @@ bench: install
 # coverage phase (make test runs 5), the fault and security tests, the browser tests (the app
 # under its Content-Security-Policy), and the load benchmark in quick mode.
 RELIABILITY_TESTS := tests/server/test_faults.py tests/server/test_probe_faults.py \
-	tests/server/test_security.py tests/server/test_authorization.py \
+	tests/server/test_security.py tests/server/test_authorization.py tests/server/test_campaign_isolation.py \
 	tests/server/test_bad_input.py tests/server/test_api_seeds.py tests/server/test_exports.py \
 	tests/server/test_errors.py tests/server/test_gunicorn.py tests/ml/ingest \
 	tests/ml/test_survey.py tests/ml/index/test_bundle.py
