@@ -90,19 +90,10 @@ def test_candidates_when_no_object_passes_the_filters_are_an_empty_page(people, 
 
 
 def test_an_upload_over_the_size_limit_is_a_413_saying_the_limit(make_app):
-    from server.auth.accounts import create_user
-    from server.extensions import db
+    from test_faults import labeler_of_new_campaign
 
     limit = 100_000  # the body stays in the test client's memory (no temporary file)
-    app = make_app(MAX_CONTENT_LENGTH=limit)
-    with app.app_context():
-        create_user("alice", "alice-password")
-        db.session.commit()
-    client = app.test_client()
-    csrf = client.post("/api/session", json={"username": "alice",
-                                              "password": "alice-password"}).json["csrf_token"]
-    cid = client.post("/api/campaigns", json={"name": "x"},
-                      headers={"X-CSRF-Token": csrf}).json["id"]
+    client, cid, csrf = labeler_of_new_campaign(make_app(MAX_CONTENT_LENGTH=limit))
     for url, extra in ((f"/api/campaigns/{cid}/seeds/upload", {}),
                        (f"/api/campaigns/{cid}/imports", {"into": "seeds"})):
         response = client.post(url, headers={"X-CSRF-Token": csrf},
