@@ -3,8 +3,9 @@ empties it, and several apps starting at once upgrade it exactly once."""
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
+import subprocess
+import sys
+from pathlib import Path
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -14,6 +15,8 @@ from sqlalchemy import inspect, text
 
 from server.db_upgrade import current_revision, head_revision
 from server.extensions import db, migrate
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _diff(app) -> list:
@@ -65,18 +68,38 @@ def test_revisions_form_one_line(make_app):
         assert len(script.get_heads()) == 1, "two heads: merge them (galsearch db merge)"
 
 
-def test_apps_starting_together_upgrade_once(empty_database_url, make_app):
+# one app started in a process of its own, as a gunicorn worker is; after its imports it says
+# so and waits for the go file, so that all of them reach the migration lock together
+_START_ONE_APP = """
+import sys, time
+from pathlib import Path
+from argon2 import profiles
+from server.app import create_app
+url, go = sys.argv[1], Path(sys.argv[2])
+print("ready", flush=True)
+while not go.exists():
+    time.sleep(0.005)
+create_app({"TESTING": True, "SECRET_KEY": "k", "SQLALCHEMY_DATABASE_URI": url,
+            "PASSWORD_HASH_PARAMETERS": profiles.CHEAPEST})
+"""
+
+
+def test_apps_starting_together_upgrade_once(empty_database_url, make_app, tmp_path):
     """Like gunicorn workers without preload, several apps start on an empty database at
-    once; the lock lets one migrate while the others wait, then find nothing to do."""
-    barrier = threading.Barrier(4)
-
-    def start() -> None:
-        barrier.wait()
-        make_app(empty_database_url)
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for future in [pool.submit(start) for _ in range(4)]:
-            future.result()  # re-raises a failed start
+    once, each in its own process; the lock lets one migrate while the others wait, then find
+    nothing to do. (Processes, not threads: CPython 3.11.7 can fail compiling in several
+    threads at once, "AST constructor recursion depth mismatch", which is not what is tested.)"""
+    go = tmp_path / "go"
+    runs = [subprocess.Popen([sys.executable, "-c", _START_ONE_APP, empty_database_url, str(go)],
+                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+            for _ in range(4)]
+    for run in runs:
+        assert run.stdout.readline().strip() == "ready", run.stdout.read()
+    go.touch()
+    for run in runs:
+        output, _ = run.communicate(timeout=120)
+        assert run.returncode == 0, output
     app = make_app(empty_database_url)
     with app.app_context():
         versions = db.session.execute(text("SELECT version_num FROM alembic_version")).all()
