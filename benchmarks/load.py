@@ -334,6 +334,8 @@ def main() -> None:
     parser.add_argument("--per-campaign", type=int, default=10, help="labelers per campaign")
     parser.add_argument("--workers", type=int, help="GALSEARCH_WORKERS (default: the config's)")
     parser.add_argument("--threads", type=int, help="GALSEARCH_THREADS (default: the config's)")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="run every step, also after one that did not hold")
     parser.add_argument("--merge", action="store_true",
                         help="keep the steps of the results file that this run does not redo")
     args = parser.parse_args()
@@ -374,7 +376,7 @@ def main() -> None:
             done.append(run_step("postgresql", count, args.duration, survey, bundle, args.n,
                                  args.per_campaign, args.workers, args.threads))
             save(final=False)
-            if not done[-1]["held"]:
+            if not done[-1]["held"] and not args.keep_going:
                 break
     if not args.no_sqlite:
         done.append(run_step("sqlite", args.sqlite_labelers, args.duration, survey, bundle,
