@@ -221,6 +221,7 @@ def test_a_failed_write_rolls_back_visibly(page: Page, live_server, sign_in):
             route.fallback()
 
     page.route(re.compile(r".*/api/campaigns/\d+/labels/\d+$"), refuse)
+    expect(tile(page, 0)).to_be_focused()  # the grid takes focus once its first page is in
     page.keyboard.press("a")
     expect(page.get_by_role("alert")).to_contain_text("the label store is down")
     expect(page.get_by_role("alert")).to_contain_text("back to unlabeled")
@@ -232,6 +233,7 @@ def test_a_failed_write_rolls_back_visibly(page: Page, live_server, sign_in):
     # once the server answers again, the same key saves it
     page.unroute(re.compile(r".*/api/campaigns/\d+/labels/\d+$"))
     page.keyboard.press("ArrowLeft")
+    expect(tile(page, 0)).to_be_focused()
     page.keyboard.press("a")
     expect(tile(page, 0)).to_have_class(re.compile(r"\baccept\b"))
     expect(tile(page, 0)).not_to_have_class(re.compile(r"\bfailed\b"))
@@ -336,6 +338,7 @@ def test_a_team_labels_the_probe_retrains_and_a_csv_export_holds_the_labels(
     expect(grid(dan).locator(".tile")).to_have_count(PAGE_SIZE)
     assert not set(page_ids(dan)) & set(labeled)
     dan_first = page_ids(dan)[:2]
+    expect(tile(dan, 0)).to_be_focused()
     dan.keyboard.press("a")
     dan.keyboard.press("r")
     expect(grid(dan).locator(".tile.pending")).to_have_count(0)
