@@ -20,7 +20,6 @@ import platform
 import sys
 import time
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+from benchmarks.common import package_version  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "augment_speed.json"
 
@@ -177,20 +178,13 @@ def main() -> None:
         "machine": {
             "cores": os.cpu_count(), "memory_gb": round(pages / 2**30, 1),
             "platform": platform.platform(), "python": platform.python_version(),
-            "numpy": np.__version__, "torch": _version("torch"),
-            "torchvision": _version("torchvision"), "faiss": _version("faiss-cpu"),
+            "numpy": np.__version__, "torch": package_version("torch"),
+            "torchvision": package_version("torchvision"), "faiss": package_version("faiss-cpu"),
         },
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
-
-
-def _version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
 
 
 if __name__ == "__main__":

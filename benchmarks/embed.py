@@ -29,7 +29,6 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the galsearch commands do
@@ -39,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.common import package_version  # noqa: E402
 from ml.embed import embed_survey  # noqa: E402
 from ml.encoder import Encoder  # noqa: E402
 from ml.moco import build_query_encoder  # noqa: E402
@@ -160,20 +160,13 @@ def main() -> None:
             "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
                                1),
             "processor": platform.processor() or platform.machine(),
-            "torch": torch.__version__, "faiss": _version("faiss-cpu"),
+            "torch": torch.__version__, "faiss": package_version("faiss-cpu"),
             "loadavg_1min": round(os.getloadavg()[0], 2),
         },
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
-
-
-def _version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
 
 
 if __name__ == "__main__":

@@ -27,11 +27,9 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,18 +37,12 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.common import package_version, run_child, status_mb  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "export.json"
 SIZE = 152
 DIM = 32
 EXPORTS = (("hdf5", {"cutout_size": 96}), ("csv", {}))
-
-
-def _status_mb(key: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 # -- the survey, bundle and database ------------------------------------------------------------
@@ -173,7 +165,7 @@ def measure_export(work: Path, fmt: str, options: dict, campaign_id: int, user_i
     with app.app_context():
         export_id = start_export(db.session.get(Campaign, campaign_id), user_id, fmt,
                                  ExportFilters(), options).id
-    rss_ready = _status_mb("VmRSS")
+    rss_ready = status_mb("VmRSS")
     t0 = time.perf_counter()
     ran = Worker(app, ["export"], lease_s=60, name="benchmark").run(once=True)
     elapsed = time.perf_counter() - t0
@@ -187,13 +179,13 @@ def measure_export(work: Path, fmt: str, options: dict, campaign_id: int, user_i
         file.unlink()  # the disk is shared
     return {"format": fmt, "options": options, "rows": rows, "bytes": size, "seconds": elapsed,
             "objects_per_s": rows / elapsed, "mb_per_s": size / 1e6 / elapsed,
-            "rss_before_mb": rss_ready, "peak_rss_mb": _status_mb("VmHWM")}
+            "rss_before_mb": rss_ready, "peak_rss_mb": status_mb("VmHWM")}
 
 
 def measure_baseline(work: Path, images: bool) -> dict:
     from ml.survey import Survey
 
-    rss_ready = _status_mb("VmRSS")
+    rss_ready = status_mb("VmRSS")
     t0 = time.perf_counter()
     with Survey(work / "survey") as survey:
         for batch in survey.iter_batches(256 if images else 4096, columns=survey.columns,
@@ -203,20 +195,7 @@ def measure_baseline(work: Path, images: bool) -> dict:
         n = survey.n
     elapsed = time.perf_counter() - t0
     return {"images": images, "rows": n, "seconds": elapsed, "objects_per_s": n / elapsed,
-            "rss_before_mb": rss_ready, "peak_rss_mb": _status_mb("VmHWM")}
-
-
-def _child(*args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True, capture_output=True,
-                         text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
+            "rss_before_mb": rss_ready, "peak_rss_mb": status_mb("VmHWM")}
 
 
 def main() -> None:
@@ -250,9 +229,9 @@ def main() -> None:
         write_survey(work / "survey", work / "pixels" / "block.h5", n, base)
         setup = prepare(work, n)
         setup_s = time.perf_counter() - t0
-        baselines = {"hdf5": _child("baseline-images", str(work)),
-                     "csv": _child("baseline-catalog", str(work))}
-        results = [_child("export", str(work), fmt, json.dumps(options),
+        baselines = {"hdf5": run_child(__file__, "--child", "baseline-images", str(work)),
+                     "csv": run_child(__file__, "--child", "baseline-catalog", str(work))}
+        results = [run_child(__file__, "--child", "export", str(work), fmt, json.dumps(options),
                           str(setup["campaign_id"]), str(setup["user_id"]))
                    for fmt, options in EXPORTS]
     finally:
@@ -295,8 +274,8 @@ def main() -> None:
         "machine": {
             "cores": os.cpu_count(), "memory_gb": round(pages / 2**30, 1),
             "platform": platform.platform(), "python": platform.python_version(),
-            "numpy": np.__version__, "h5py": _version("h5py"), "torch": _version("torch"),
-            "faiss": _version("faiss-cpu"), "astropy": _version("astropy"),
+            "numpy": np.__version__, "h5py": package_version("h5py"), "torch": package_version("torch"),
+            "faiss": package_version("faiss-cpu"), "astropy": package_version("astropy"),
         },
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -26,11 +26,9 @@ import os
 import platform
 import resource
 import shutil
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,16 +36,10 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.common import package_version, run_child, status_mb  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "simulate.json"
 SEED = 2021
-
-
-def _status_mb(key: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 # -- baseline --------------------------------------------------------------------------------
@@ -104,7 +96,7 @@ def per_class(k: int) -> dict:
 def child_simulate(out: Path, n: int, workers: int) -> dict:
     from ml.simulate.driver import simulate_survey
 
-    rss_imports = _status_mb("VmRSS")
+    rss_imports = status_mb("VmRSS")
     c0 = time.process_time()
     summary = simulate_survey(out, n, seed=SEED, workers=workers, progress=True)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -113,7 +105,7 @@ def child_simulate(out: Path, n: int, workers: int) -> dict:
         "objects_per_s": summary.objects_per_second,
         "parent_cpu_s": time.process_time() - c0,
         "workers_cpu_s": children.ru_utime + children.ru_stime,
-        "rss_after_imports_mb": rss_imports, "peak_rss_parent_mb": _status_mb("VmHWM"),
+        "rss_after_imports_mb": rss_imports, "peak_rss_parent_mb": status_mb("VmHWM"),
         "peak_rss_worker_mb": children.ru_maxrss / 1024 if workers > 1 else None,
         "survey_gb": sum(p.stat().st_size for p in summary.paths) / 1e9,
         "class_counts": summary.class_counts,
@@ -124,7 +116,7 @@ def child_read(path: Path, batch: int) -> dict:
     from ml.survey import Survey
 
     survey = Survey(path)
-    rss_open = _status_mb("VmRSS")
+    rss_open = status_mb("VmRSS")
     t0 = time.perf_counter()
     checksum = 0.0
     for b in survey.iter_batches(batch, columns=("ebv", "psfsize", "psfdepth", "flux")):
@@ -132,21 +124,8 @@ def child_read(path: Path, batch: int) -> dict:
     seconds = time.perf_counter() - t0
     return {"n": survey.n, "batch": batch, "seconds": seconds,
             "objects_per_s": survey.n / seconds, "rss_after_open_mb": rss_open,
-            "peak_rss_mb": _status_mb("VmHWM"),
-            "peak_rss_above_open_mb": _status_mb("VmHWM") - rss_open, "checksum": checksum}
-
-
-def run_child(*args: str) -> dict:
-    proc = subprocess.run([sys.executable, __file__, *args], check=True, stdout=subprocess.PIPE,
-                          text=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
+            "peak_rss_mb": status_mb("VmHWM"),
+            "peak_rss_above_open_mb": status_mb("VmHWM") - rss_open, "checksum": checksum}
 
 
 def main() -> None:
@@ -182,9 +161,9 @@ def main() -> None:
     for p in (path, single):
         shutil.rmtree(p, ignore_errors=True)
     try:
-        survey = run_child("--child-simulate", str(path), str(n), str(args.workers))
-        one = run_child("--child-simulate", str(single), str(n_single), "1")
-        read = run_child("--child-read", str(path))
+        survey = run_child(__file__, "--child-simulate", str(path), str(n), str(args.workers))
+        one = run_child(__file__, "--child-simulate", str(single), str(n_single), "1")
+        read = run_child(__file__, "--child-read", str(path))
     finally:
         shutil.rmtree(single, ignore_errors=True)
         if not args.keep:
@@ -244,9 +223,9 @@ def main() -> None:
         "machine": {
             "cores": os.cpu_count(), "memory_gb": round(pages / 2**30, 1),
             "platform": platform.platform(), "python": platform.python_version(),
-            "numpy": np.__version__, "galsim": _version("galsim"),
-            "lenstronomy": _version("lenstronomy"), "h5py": _version("h5py"),
-            "torch": _version("torch"), "faiss": _version("faiss-cpu"),
+            "numpy": np.__version__, "galsim": package_version("galsim"),
+            "lenstronomy": package_version("lenstronomy"), "h5py": package_version("h5py"),
+            "torch": package_version("torch"), "faiss": package_version("faiss-cpu"),
         },
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

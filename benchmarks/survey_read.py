@@ -25,7 +25,6 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,27 +32,21 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.common import package_version, status_mb  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "survey_read.json"
 COLUMNS = ("ebv", "psfsize", "psfdepth")
 RANDOM_BATCHES = 40
 
 
-def _status_mb(key: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def rss_mb() -> float:
-    return _status_mb("VmRSS")
+    return status_mb("VmRSS")
 
 
 def peak_rss_mb() -> float:
     # VmHWM, not getrusage's ru_maxrss: the latter survives exec and would report the
     # parent's (the writer's) peak inherited through fork
-    return _status_mb("VmHWM")
+    return status_mb("VmHWM")
 
 
 def write_survey(path: Path, n: int) -> float:
@@ -132,13 +125,6 @@ def measure(path: Path, batch: int) -> dict:
     }
 
 
-def _version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5,000 objects (~1.4 GB on disk)")
@@ -191,8 +177,8 @@ def main() -> None:
         "machine": {
             "cores": os.cpu_count(), "memory_gb": round(pages / 2**30, 1),
             "platform": platform.platform(), "python": platform.python_version(),
-            "numpy": np.__version__, "h5py": _version("h5py"), "torch": _version("torch"),
-            "faiss": _version("faiss-cpu"),
+            "numpy": np.__version__, "h5py": package_version("h5py"), "torch": package_version("torch"),
+            "faiss": package_version("faiss-cpu"),
         },
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
