@@ -14,7 +14,6 @@ augmentation costs when it runs in the training process.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -28,9 +27,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import package_version  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "augment_speed.json"
+from benchmarks.common import package_version, write_results  # noqa: E402
 
 
 def best_times(fns: dict, repeats: int) -> dict[str, float]:
@@ -182,9 +179,7 @@ def main() -> None:
             "torchvision": package_version("torchvision"), "faiss": package_version("faiss-cpu"),
         },
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    write_results("augment_speed", record, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ baseline; float16 arrays written to a scratch folder that is deleted afterwards.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -38,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import package_version  # noqa: E402
+from benchmarks.common import package_version, write_results  # noqa: E402
 from ml.embed import embed_survey  # noqa: E402
 from ml.encoder import Encoder  # noqa: E402
 from ml.moco import build_query_encoder  # noqa: E402
@@ -46,7 +45,6 @@ from ml.survey import Survey  # noqa: E402
 from ml.train import distributed  # noqa: E402
 from ml.train.config import load_config  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results" / "embed.json"
 DEMO_SURVEY = ROOT / "data" / "demo"
 SHIPPED_MODEL = ROOT / "models" / "demo-resnet18.pt"
 DEMO_CONFIG = ROOT / "configs" / "demo.toml"
@@ -164,9 +162,7 @@ def main() -> None:
             "loadavg_1min": round(os.getloadavg()[0], 2),
         },
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    write_results("embed", result, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -37,9 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import package_version, run_child, status_mb  # noqa: E402
+from benchmarks.common import package_version, run_child, status_mb, write_results  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results" / "export.json"
 SIZE = 152
 DIM = 32
 EXPORTS = (("hdf5", {"cutout_size": 96}), ("csv", {}))
@@ -278,9 +277,7 @@ def main() -> None:
             "faiss": package_version("faiss-cpu"), "astropy": package_version("astropy"),
         },
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    write_results("export", record, quick=args.quick)
 
 
 if __name__ == "__main__":

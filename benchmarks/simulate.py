@@ -36,9 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import package_version, run_child, status_mb  # noqa: E402
+from benchmarks.common import package_version, run_child, status_mb, write_results  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results" / "simulate.json"
 SEED = 2021
 
 
@@ -228,9 +227,7 @@ def main() -> None:
             "torch": package_version("torch"), "faiss": package_version("faiss-cpu"),
         },
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    write_results("simulate", record, quick=args.quick)
 
 
 if __name__ == "__main__":

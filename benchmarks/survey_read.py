@@ -32,9 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import package_version, status_mb  # noqa: E402
+from benchmarks.common import package_version, status_mb, write_results  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results" / "survey_read.json"
 COLUMNS = ("ebv", "psfsize", "psfdepth")
 RANDOM_BATCHES = 40
 
@@ -181,9 +180,7 @@ def main() -> None:
             "faiss": package_version("faiss-cpu"),
         },
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    write_results("survey_read", record, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ the queue and copies. The component table says where the time goes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -40,13 +39,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.common import write_results  # noqa: E402
 from ml.augment import Augment, AugmentStats  # noqa: E402
 from ml.moco import build_moco, build_query_encoder, features  # noqa: E402
 from ml.photometry import psf_fwhm_arcsec_to_sigma_pix  # noqa: E402
 from ml.train.config import load_config  # noqa: E402
 from ml.train.step import contrastive_loss, two_views  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "train_throughput.json"
 
 
 def synthetic_batch(b: int, size: int, device: torch.device, seed: int = 0) -> dict:
@@ -231,9 +229,7 @@ def main() -> None:
         },
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    write_results("train_throughput", result, quick=quick)
 
 
 def _version(package: str) -> str | None:
