@@ -45,3 +45,23 @@ def write_results(name: str, record: dict, quick: bool) -> Path:
     partial.replace(path)
     print(f"wrote {path.relative_to(RESULTS.parents[1])}")
     return path
+
+
+def write_noise_survey(path: Path, n: int, batch: int, objects_per_file: int = 1_000_000) -> None:
+    """A survey of n objects of pure sky noise (152-px g, r, z) with plausible catalog columns:
+    what the I/O and embedding benchmarks read, where the pixels' content does not matter."""
+    import numpy as np
+
+    from ml.survey_writer import SurveyWriter
+
+    rng = np.random.default_rng(0)
+    with SurveyWriter(path, objects_per_file=objects_per_file) as writer:
+        for lo in range(0, n, batch):
+            m = min(batch, n - lo)
+            writer.append(rng.normal(0, 0.01, (m, 3, 152, 152)).astype(np.float32), {
+                "ra": rng.uniform(0, 360, m), "dec": rng.uniform(-20, 20, m),
+                "ebv": rng.uniform(0, 0.1, m).astype(np.float32),
+                "flux": rng.uniform(1, 100, (m, 3)).astype(np.float32),
+                "psfsize": rng.uniform(1, 2, (m, 3)).astype(np.float32),
+                "psfdepth": rng.uniform(100, 1000, (m, 3)).astype(np.float32),
+            })

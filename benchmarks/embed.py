@@ -34,10 +34,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the galsearch commands
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import package_version, write_results  # noqa: E402
+from benchmarks.common import package_version, write_noise_survey, write_results  # noqa: E402
 from ml.embed import embed_survey  # noqa: E402
 from ml.encoder import Encoder  # noqa: E402
 from ml.moco import build_query_encoder  # noqa: E402
@@ -58,22 +57,6 @@ def encoder_of_the_preset(device: str) -> tuple[Encoder, str]:
     network = build_query_encoder(config.model_args())
     return (Encoder(network, config.model_args(), config.augment, sha256="random-weights",
                     device=device), "configs/demo.toml architecture, random weights")
-
-
-def noise_survey(path: Path, n: int) -> None:
-    from ml.survey_writer import SurveyWriter
-
-    rng = np.random.default_rng(0)
-    with SurveyWriter(path) as writer:
-        for lo in range(0, n, 512):
-            m = min(512, n - lo)
-            writer.append(rng.normal(0, 0.01, (m, 3, 152, 152)).astype(np.float32), {
-                "ra": rng.uniform(0, 360, m), "dec": rng.uniform(-20, 20, m),
-                "ebv": rng.uniform(0, 0.1, m).astype(np.float32),
-                "flux": rng.uniform(1, 100, (m, 3)).astype(np.float32),
-                "psfsize": rng.uniform(1, 2, (m, 3)).astype(np.float32),
-                "psfdepth": rng.uniform(100, 1000, (m, 3)).astype(np.float32),
-            })
 
 
 def timed(fn) -> tuple[float, float]:
@@ -100,7 +83,7 @@ def main() -> None:
     try:
         if args.quick or args.n or not DEMO_SURVEY.is_dir():
             n = args.n or (1024 if args.quick else 4096)
-            noise_survey(scratch / "survey", n)
+            write_noise_survey(scratch / "survey", n, batch=512)
             survey_path, survey_kind = scratch / "survey", f"{n} noise cutouts"
         else:
             survey_path, survey_kind = DEMO_SURVEY, "the demo survey (data/demo)"

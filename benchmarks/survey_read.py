@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import package_version, status_mb, write_results  # noqa: E402
+from benchmarks.common import package_version, status_mb, write_noise_survey, write_results  # noqa: E402
 
 COLUMNS = ("ebv", "psfsize", "psfdepth")
 RANDOM_BATCHES = 40
@@ -49,20 +49,8 @@ def peak_rss_mb() -> float:
 
 
 def write_survey(path: Path, n: int) -> float:
-    from ml.survey_writer import SurveyWriter
-
-    rng = np.random.default_rng(0)
     t0 = time.perf_counter()
-    with SurveyWriter(path, objects_per_file=min(n, 1_000_000)) as writer:
-        for lo in range(0, n, 500):
-            m = min(500, n - lo)
-            writer.append(rng.normal(0, 0.01, (m, 3, 152, 152)).astype(np.float32), {
-                "ra": rng.uniform(0, 360, m), "dec": rng.uniform(-20, 20, m),
-                "ebv": rng.uniform(0, 0.1, m).astype(np.float32),
-                "flux": rng.uniform(1, 100, (m, 3)).astype(np.float32),
-                "psfsize": rng.uniform(1, 2, (m, 3)).astype(np.float32),
-                "psfdepth": rng.uniform(100, 1000, (m, 3)).astype(np.float32),
-            })
+    write_noise_survey(path, n, batch=500, objects_per_file=min(n, 1_000_000))
     return time.perf_counter() - t0
 
 
