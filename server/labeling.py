@@ -17,16 +17,26 @@ Concurrency: a label row is locked while it is changed (``SELECT ... FOR UPDATE`
 SQLite write requests hold the database's write lock from ``BEGIN IMMEDIATE``). Two requests
 creating the same new label race on the unique constraint; the loser retries once and then sees
 the winner's row.
+
+Speed: most writes label an object for the first time, one at a time (a person in the web app).
+Those take a fast path of two prebuilt Core statements, ``INSERT ... ON CONFLICT DO NOTHING
+RETURNING id`` and the history row's ``INSERT``, instead of a locking ``SELECT`` and the ORM's
+unit of work (about 1.5 ms less CPU per write under PostgreSQL); when the label exists already,
+the insert does nothing and the write goes the general way. On PostgreSQL a concurrent insert of
+the same label waits for the other transaction and then finds its row, so the race above does
+not arise on this path.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -81,11 +91,61 @@ def _existing(campaign_id: int, user_id: int, object_ids: Sequence[int]) -> dict
     return found
 
 
+_LABEL_COLUMNS = ("campaign_id", "object_id", "user_id", "value", "created_at", "updated_at")
+_HISTORY_COLUMNS = ("campaign_id", "object_id", "user_id", "action", "old_value", "new_value",
+                    "batch", "undo_of_id", "created_at")
+
+
+def _bound(table, names: Sequence[str]) -> dict:
+    return {name: bindparam(name, type_=table.c[name].type) for name in names}
+
+
+@functools.cache
+def _insert_if_new(dialect: str):
+    """``INSERT`` a label unless the campaign, object and user have one; ``RETURNING id`` (no
+    row: it exists). Built once per dialect with named parameters, so that SQLAlchemy reuses
+    its compiled form (building it per call costs more than running it)."""
+    table = Label.__table__
+    dialect_insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+    if dialect_insert is None:
+        raise RuntimeError(f"labels are stored in PostgreSQL or SQLite, not {dialect}")
+    return (dialect_insert(table).values(_bound(table, _LABEL_COLUMNS))
+            .on_conflict_do_nothing(index_elements=["campaign_id", "object_id", "user_id"])
+            .returning(table.c.id))
+
+
+@functools.cache
+def _insert_history():
+    table = LabelHistory.__table__
+    return insert(table).values(_bound(table, _HISTORY_COLUMNS))
+
+
+def _create_if_new(campaign_id: int, user_id: int, change: _Change, batch: str,
+                   now: datetime) -> LabelState | None:
+    """The fast path: create the label if it does not exist (None: it does, nothing done)."""
+    dialect = db.session.get_bind().dialect.name
+    created = db.session.execute(_insert_if_new(dialect), dict(
+        campaign_id=campaign_id, object_id=change.object_id, user_id=user_id,
+        value=change.value, created_at=now, updated_at=now)).first()
+    if created is None:
+        return None
+    db.session.execute(_insert_history(), dict(
+        campaign_id=campaign_id, object_id=change.object_id, user_id=user_id,
+        action=LabelAction.CREATE, old_value=None, new_value=change.value, batch=batch,
+        undo_of_id=change.undo_of_id, created_at=now))
+    return LabelState(campaign_id, change.object_id, user_id, change.value, now, now,
+                      changed=True)
+
+
 def _apply(campaign_id: int, user_id: int, changes: Sequence[_Change]) -> list[LabelState]:
     """Apply ``changes`` in the current transaction (not committed)."""
-    labels = _existing(campaign_id, user_id, [c.object_id for c in changes])
     batch = uuid.uuid4().hex
     now = utcnow()
+    if len(changes) == 1 and changes[0].value is not None:
+        state = _create_if_new(campaign_id, user_id, changes[0], batch, now)
+        if state is not None:
+            return [state]
+    labels = _existing(campaign_id, user_id, [c.object_id for c in changes])
     states: list[LabelState] = []
     for change in changes:
         label = labels.get(change.object_id)

@@ -19,8 +19,9 @@ can share the table without a broker:
   yet claimed ``max_attempts`` times; a queued job waits while another job of its key runs,
   so that one campaign's probe runs finish in the order their labels were read.
 - **Wake-up**: on PostgreSQL a job that is due now is announced with ``NOTIFY galsearch_jobs``
-  (sent at commit), which idle workers ``LISTEN`` for, so they claim it at once instead of at
-  their next poll; SQLite has no notifications and workers poll.
+  (sent at commit; a coalescing enqueue calls ``pg_notify`` in its own ``RETURNING``), which
+  idle workers ``LISTEN`` for, so they claim it at once instead of at their next poll; SQLite
+  has no notifications and workers poll.
 - **Heartbeat / finish / fail / release** are conditional on the claim's ``lease_token``: a
   worker whose lease was taken over changes nothing and learns that it lost the job.
 
@@ -132,6 +133,9 @@ def _coalescing_upsert(dialect: str, due_by_count: bool):
               # someone who asks for it by name becomes who asked
               "created_by_id": func.coalesce(statement.excluded.created_by_id,
                                              Job.created_by_id)})
+    if dialect == "postgresql":  # announce a due job in the same statement (one round trip less)
+        return statement.returning(Job.id, Job.run_after, case(
+            (Job.run_after <= now, func.pg_notify(NOTIFY_CHANNEL, Job.kind))).label("announced"))
     return statement.returning(Job.id, Job.run_after)
 
 
@@ -173,10 +177,12 @@ def enqueue(session: Session, kind: str, *, campaign_id: int | None = None,
         row = session.execute(insert(Job).values(**values).returning(Job.id, Job.run_after)).one()
         _announce(session, kind, row.run_after, now)
         return row.id
-    statement = _coalescing_upsert(_dialect(session), due_after_requests is not None)
+    dialect = _dialect(session)
+    statement = _coalescing_upsert(dialect, due_after_requests is not None)
     row = session.execute(statement, {**values, "now": now,
                                       "due_after_requests": due_after_requests}).one()
-    _announce(session, kind, row.run_after, now)
+    if dialect != "postgresql":  # PostgreSQL's upsert announced it itself
+        _announce(session, kind, row.run_after, now)
     return row.id
 
 

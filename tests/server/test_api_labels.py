@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import event
 
 from server.extensions import db
 from server.models import Label, LabelHistory
@@ -195,3 +197,37 @@ def test_concurrent_writes_keep_one_label_and_a_consistent_history(people, app, 
     assert previous == labels[0].value
     if len(set(values)) == 1:
         assert len(history) == 1
+
+
+def _on_labels(statement: str) -> bool:
+    """Whether a statement reads or writes the labels or label_history table."""
+    return re.search(r"\b(FROM|INTO|UPDATE) (LABELS|LABEL_HISTORY)\b", statement) is not None
+
+
+def test_a_first_label_takes_the_fast_path_and_a_rewrite_the_locking_one(labeling, app):
+    """A new label is one INSERT ... ON CONFLICT DO NOTHING and its history row (no locking
+    SELECT); an existing one is read FOR UPDATE and changed. Both store the same things."""
+    alice, _, url = labeling
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()).upper())
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert alice.put(f"{url}/5", json={"value": "accept"}).json["changed"] is True
+        first = [s for s in statements if _on_labels(s)]
+        statements.clear()
+        assert alice.put(f"{url}/5", json={"value": "reject"}).json["changed"] is True
+        second = [s for s in statements if _on_labels(s)]
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert [s.split(" (")[0] for s in first] == ["INSERT INTO LABELS", "INSERT INTO LABEL_HISTORY"]
+    assert "ON CONFLICT" in first[0] and "DO NOTHING" in first[0]
+    assert any(s.startswith("SELECT") and "FOR UPDATE" in s for s in second) or \
+        app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")  # SQLite drops FOR UPDATE
+    assert any(s.startswith("UPDATE LABELS") for s in second)
+    assert history_of(alice, url) == [(5, "change", "accept", "reject"),
+                                      (5, "create", None, "accept")]
