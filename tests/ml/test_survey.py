@@ -153,6 +153,25 @@ def test_threads_share_a_survey_with_few_open_files(survey_data, monkeypatch):
     assert len(s._handles) == 1
 
 
+def test_one_object_reads_and_few_open_datasets(survey_data, monkeypatch):
+    path, images, catalog = survey_data
+    monkeypatch.setattr(ml.survey, "MAX_OPEN_DATASETS", 2)
+    s = Survey(path)
+    for i in [0, 9, 10, 22, 22, 3]:  # each file, twice the same object
+        np.testing.assert_array_equal(s.read_images([i]), images[[i]])
+        np.testing.assert_array_equal(s.read_images(np.array([i])), images[[i]])
+        np.testing.assert_array_equal(s.read_column("flux", [i]), catalog["flux"][[i]])
+        np.testing.assert_array_equal(s.read_column("objid", [i]), catalog["objid"][[i]])
+        assert len(s._datasets) <= 2  # kept open, but no more than the bound
+    assert s.read_images([5]).dtype == np.float32 and s.read_images([5]).flags.writeable
+    with multiprocessing.get_context("fork").Pool(1) as pool:  # not the parent's datasets
+        got = pool.apply(_read_in_child, (s, [21]))
+    np.testing.assert_array_equal(got, images[[21]])
+    s.close()
+    assert not s._datasets
+    np.testing.assert_array_equal(s.read_images([7]), images[[7]])  # reopened
+
+
 def test_validate_pixels_names_object_and_file(tmp_path):
     write_survey(tmp_path / "s")
     with h5py.File(tmp_path / "s" / "survey-00001.h5", "r+") as f:
