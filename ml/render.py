@@ -42,33 +42,43 @@ def arcsinh_rgb(images: torch.Tensor, stretch: Stretch = DEFAULT_STRETCH) -> tor
     Returns:
         a tensor of the same shape with channels R, G, B.
     """
+    # output R, G, B = input z, r, g (the permutation is its own inverse)
+    return _stretch_grz(images, stretch)[..., list(RGB_PLANE_OF_BAND), :, :]
+
+
+def _stretch_grz(images: torch.Tensor, stretch: Stretch) -> torch.Tensor:
+    """:func:`arcsinh_rgb` with the bands still in g, r, z order (a new tensor).
+
+    Every intermediate is a new tensor updated in place: the same operations in the same
+    order as written out (so the same values to the bit), without ten (N, 3, H, W) allocations.
+    """
     squeeze = images.dim() == 3
     x = images.unsqueeze(0) if squeeze else images
     scale = torch.tensor(stretch.scales, dtype=x.dtype, device=x.device) * stretch.brightness
-    scaled = x * scale.view(1, 3, 1, 1) + stretch.m  # (N, 3, H, W)
+    scaled = (x * scale.view(1, 3, 1, 1)).add_(stretch.m)  # (N, 3, H, W)
     intensity = scaled.clamp_min(0.0).mean(dim=1, keepdim=True)  # (N, 1, H, W)
     q = stretch.Q
-    f_intensity = _asinh_nonneg(q * intensity) / q**0.5
+    f_intensity = _asinh_nonneg(q * intensity).div_(q**0.5)
     # where every band is at or below zero the ratio is 0/0; such pixels render black
-    ratio = f_intensity / torch.where(intensity > 0, intensity, torch.ones_like(intensity))
-    rgb = (scaled * ratio).clamp(0.0, 1.0)
-    # output R, G, B = input z, r, g (the permutation is its own inverse)
-    rgb = rgb[:, list(RGB_PLANE_OF_BAND)]
+    ratio = f_intensity.div_(torch.where(intensity > 0, intensity, 1.0))
+    rgb = scaled.mul_(ratio).clamp_(0.0, 1.0)
     return rgb.squeeze(0) if squeeze else rgb
 
 
 def _asinh_nonneg(x: torch.Tensor) -> torch.Tensor:
     """asinh for x >= 0 as log1p(x + x^2 / (1 + sqrt(x^2 + 1))): exact to float32 rounding, and
     about 3x faster than torch.asinh on CPU, where it was the stretch's largest cost."""
-    return torch.log1p(x + x * x / (1.0 + torch.sqrt(x * x + 1.0)))
+    x2 = x * x
+    return x2.div_((x2 + 1.0).sqrt_().add_(1.0)).add_(x).log1p_()
 
 
 def rgb_uint8(images: np.ndarray, stretch: Stretch = DEFAULT_STRETCH) -> np.ndarray:
     """(3, H, W) or (N, 3, H, W) nanomaggies -> (H, W, 3) or (N, H, W, 3) uint8 for display."""
     t = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
-    rgb = arcsinh_rgb(t, stretch)
-    rgb = (rgb * 255.0 + 0.5).to(torch.uint8)
-    return rgb.movedim(-3, -1).numpy()
+    # numpy's cast truncates as torch's does (values in [0.5, 255.5]), 10x faster on CPU
+    grz = _stretch_grz(t, stretch).mul_(255.0).add_(0.5).cpu().numpy().astype(np.uint8)
+    # bands to the last axis in R, G, B order (z, r, g): one copy, of the bytes
+    return np.moveaxis(grz, -3, -1)[..., list(RGB_PLANE_OF_BAND)]
 
 
 def png_bytes(image: np.ndarray, size: int | None = None,
