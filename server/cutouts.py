@@ -14,6 +14,7 @@ function of (survey, object, size, brightness, renderer), so:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -60,6 +61,11 @@ class Cutout:
         return f"{self.object_id}_{self.size}_{self.brightness:.{BRIGHTNESS_DECIMALS}f}"
 
 
+def _write(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+
+
 class CutoutRenderer:
     """Renders cutouts of one survey, through a disk cache.
 
@@ -74,6 +80,7 @@ class CutoutRenderer:
         self.native_size = survey.image_shape[-1]
         self._tag = f"v{RENDER_VERSION}-{survey.fingerprint()}"
         self.cache_root = None if cache_dir is None else Path(cache_dir) / self._tag
+        self._cache_folder = f"{self.cache_root}{os.sep}"
         self.cache_max_bytes = cache_max_bytes
         self._written_bytes = 0
         self._prune_lock = threading.Lock()
@@ -89,15 +96,20 @@ class CutoutRenderer:
         return hashlib.sha256(f"{self._tag}/{cutout.name}".encode()).hexdigest()[:32]
 
     def _path(self, cutout: Cutout) -> Path:
+        return Path(self._file_name(cutout))
+
+    def _file_name(self, cutout: Cutout) -> str:
+        # a plain string: pathlib's joins cost more than the read of a cached file
         assert self.cache_root is not None
-        return (self.cache_root / f"{cutout.object_id // _OBJECTS_PER_FOLDER:06d}"
-                / f"{cutout.name}.png")
+        return (f"{self._cache_folder}{cutout.object_id // _OBJECTS_PER_FOLDER:06d}"
+                f"{os.sep}{cutout.name}.png")
 
     def png(self, cutout: Cutout) -> tuple[bytes, bool]:
         """The PNG bytes of ``cutout`` and whether they came from the disk cache."""
         if self.cache_root is not None:
             try:
-                return self._path(cutout).read_bytes(), True
+                with open(self._file_name(cutout), "rb") as f:
+                    return f.read(), True
             except FileNotFoundError:
                 pass
         data = self.render(cutout)
@@ -113,15 +125,20 @@ class CutoutRenderer:
         return png_bytes(image, size=cutout.size, stretch=Stretch(brightness=cutout.brightness))
 
     def _store(self, cutout: Cutout, data: bytes) -> None:
-        path = self._path(cutout)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        path = self._file_name(cutout)
+        folder, name = os.path.split(path)
+        tmp = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(data)
+            try:
+                _write(tmp, data)
+            except FileNotFoundError:  # the folder's first file, or the cache was deleted
+                os.makedirs(folder, exist_ok=True)
+                _write(tmp, data)
             os.replace(tmp, path)  # atomic: readers see the whole file or none
         except OSError as error:  # a full or read-only disk costs speed, not the request
             log.warning("cutout cache: cannot write %s: %s", path, error)
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
             return
         self._written_bytes += len(data)
         if self._written_bytes > self.cache_max_bytes * (1 - _PRUNE_TO):
