@@ -21,10 +21,10 @@ the winner's row.
 Speed: most writes label an object for the first time, one at a time (a person in the web app).
 Those take a fast path of two prebuilt Core statements, ``INSERT ... ON CONFLICT DO NOTHING
 RETURNING id`` and the history row's ``INSERT``, instead of a locking ``SELECT`` and the ORM's
-unit of work (about 1.5 ms less CPU per write under PostgreSQL); when the label exists already,
-the insert does nothing and the write goes the general way. On PostgreSQL a concurrent insert of
-the same label waits for the other transaction and then finds its row, so the race above does
-not arise on this path.
+unit of work (with the probe job's upsert also on Core: 2.7 -> 0.7 ms of CPU per write under
+PostgreSQL). When the label exists already, the insert does nothing and the write goes the
+general way. On PostgreSQL a concurrent insert of the same label waits for the other
+transaction and then finds its row, so the race above does not arise on this path.
 """
 
 from __future__ import annotations
