@@ -49,6 +49,8 @@ MAX_OPEN_DATASETS = 16
 PIXEL_SCAN_OBJECTS = 256  # images per read when scanning pixels (~71 MB at 152 px)
 # catalog reads: rows closer than this are read as one slice rather than separately
 CATALOG_GAP_ROWS = 4096
+# runs of fewer rows than this with holes between them are read as points, not as a slice
+POINT_READ_MAX_ROWS = 64
 # a run of rows this large is read straight into the output (``read_direct``: no copy, but
 # ~40 us of selection set-up a call); smaller runs are sliced (``ds[lo:hi]``, ~4 us) and copied:
 # a page's 48 scattered catalog rows took 10 ms the first way and 0.5 ms the second
@@ -258,7 +260,9 @@ class Survey:
 
         Unique ids are read in ascending order, one contiguous slice per run of rows whose gaps
         are at most ``gap`` (a slice read costs one HDF5 call; a gap costs reading the rows in
-        between), then put back in the caller's order, duplicates included.
+        between), except that sparse rows (runs of one, or small runs with holes) are read in
+        one point selection (a candidate page's 48 scattered rows of a 1M survey: 0.2 ms a
+        column instead of 0.55 ms); then put back in the caller's order, duplicates included.
         """
         if ids.size == 1:  # one object (a cutout): one slice read, nothing to sort
             object_id = int(ids[0])
@@ -275,7 +279,18 @@ class Survey:
             ds = self._dataset(int(k), key)
             file_rows = rows[sel]
             breaks = np.flatnonzero(np.diff(file_rows) > gap + 1) + 1
-            for run in np.split(np.arange(sel.size), breaks):
+            runs = np.split(np.arange(sel.size), breaks)
+            # rows apart from the others (a run of one, or of a few with holes between): all of
+            # them in one point selection (~3 us a row) instead of a slice read each (~4 us a
+            # call, plus the rows in between)
+            sparse = [run.size == 1 or (run.size < POINT_READ_MAX_ROWS and
+                                        file_rows[run[-1]] - file_rows[run[0]] >= run.size)
+                      for run in runs]
+            if sum(sparse) > 1:
+                points = np.concatenate([run for run, p in zip(runs, sparse, strict=True) if p])
+                out[sel[points]] = ds[file_rows[points]]
+                runs = [run for run, p in zip(runs, sparse, strict=True) if not p]
+            for run in runs:
                 lo, hi = int(file_rows[run[0]]), int(file_rows[run[-1]]) + 1
                 if hi - lo == run.size:  # no holes
                     into = np.s_[sel[run[0]]:sel[run[-1]] + 1]

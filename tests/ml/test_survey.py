@@ -80,6 +80,21 @@ def test_reads_straight_into_the_output_or_sliced_give_the_same(survey_data, mon
         np.testing.assert_array_equal(s.read_column("ra", ids), catalog["ra"][ids])
 
 
+@pytest.mark.parametrize("gap", [0, 2, 4096])
+def test_sparse_rows_read_as_points_give_the_same(survey_data, monkeypatch, gap):
+    """Rows apart (runs of one, small runs with holes) are read in one point selection; runs
+    without holes as slices: mixed in one read, each row lands where it belongs."""
+    path, images, catalog = survey_data
+    monkeypatch.setattr(ml.survey, "CATALOG_GAP_ROWS", gap)
+    monkeypatch.setattr(ml.survey, "POINT_READ_MAX_ROWS", 3)
+    # file 0: 0 | 2, 4 (holes) | 6, 7, 8 (contiguous); file 1: 10 | 13, 14 | 16 | 19
+    ids = [19, 0, 2, 4, 6, 7, 8, 10, 13, 14, 16, 4, 22]
+    with Survey(path) as s:
+        np.testing.assert_array_equal(s.read_images(ids), images[ids])
+        for name in ("ra", "flux", "objid"):
+            np.testing.assert_array_equal(s.read_column(name, ids), catalog[name][ids])
+
+
 def test_columns_catalog_and_locate(survey_data):
     path, _, catalog = survey_data
     ids = np.array([21, 4, 4, 15, 0])
