@@ -114,7 +114,8 @@ def catalog_mask(bundle: SearchBundle, mag_r_min: float | None, mag_r_max: float
         ValueError: source types are asked for but the survey has no ``source_type`` column.
     """
     mask = None
-    mag = np.asarray(bundle.mag_r, dtype=np.float64)
+    if mag_r_min is not None or mag_r_max is not None:  # (N,) float64: only for a filter
+        mag = np.asarray(bundle.mag_r, dtype=np.float64)
     if mag_r_min is not None:
         mask = mag >= mag_r_min
     if mag_r_max is not None:
@@ -138,7 +139,7 @@ def _scores(bundle: SearchBundle, ranking: Ranking, ids: np.ndarray) -> np.ndarr
     # object's score is identical from page to page
     cosines = np.einsum("ud,md->um", vectors, seeds)
     if ranking.mag_window is not None:
-        mag = np.asarray(bundle.mag_r, dtype=np.float64)[ids][:, None]  # (u, 1)
+        mag = np.asarray(bundle.mag_r)[ids].astype(np.float64)[:, None]  # (u, 1)
         centre = np.array([np.nan if s.mag_r is None else s.mag_r for s in ranking.seeds])
         w = ranking.mag_window
         # the same comparisons as ml.index.knn.window_bounds: mag in (centre - w, centre + w)
