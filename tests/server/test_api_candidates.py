@@ -146,3 +146,24 @@ def test_without_usable_seeds(campaign, app):
                                     vector_model_sha256="another model"))
         db.session.commit()
     assert "made for another bundle" in alice.get(url).json["detail"]
+
+
+def test_labeled_ids_are_each_labeled_object_once(app, campaign, people):
+    """The page's exclusion list comes as one joined value from either database."""
+    from server.api.candidates import labeled_ids
+
+    alice, cid = campaign
+    bob = people.session("bob")
+    alice.post(f"/api/campaigns/{cid}/members", json={"username": "bob", "role": "labeler"})
+    other = people.campaign("alice", name="other")
+    with app.app_context():
+        assert labeled_ids(cid).dtype == np.int64 and labeled_ids(cid).size == 0
+    for client, ids in ((alice, [3, 17, 40]), (bob, [17, 0, 41])):
+        assert client.post(f"/api/campaigns/{cid}/labels/bulk", json={"labels": [
+            {"object_id": i, "value": "accept"} for i in ids]}).status_code == 200
+    assert alice.put(f"/api/campaigns/{other}/labels/5", json={"value": "accept"}).status_code \
+        in (200, 201)
+    with app.app_context():
+        got = labeled_ids(cid)
+        assert got.dtype == np.int64 and sorted(got.tolist()) == [0, 3, 17, 40, 41]
+        assert labeled_ids(other).tolist() == [5]
