@@ -10,7 +10,7 @@ from __future__ import annotations
 from apiflask import APIBlueprint, abort
 from sqlalchemy import select
 
-from server.auth.access import require_role
+from server.auth.access import campaign_access
 from server.auth.identity import SIGNED_IN, current_user
 from server.extensions import db
 from server.labeling import LabelState, undo_last, write_labels
@@ -46,7 +46,7 @@ def list_labels(campaign_id: int, query: dict) -> dict:
     Yours by default (`user=me`), or one member's (`user=<id>`), or everyone's (`user=all`),
     optionally of one value, in pages in the order they were first made.
     """
-    require_role(campaign_id, Role.VIEWER)
+    campaign_access(campaign_id, Role.VIEWER)
     statement = select(Label).where(Label.campaign_id == campaign_id, Label.id > query["after"])
     user_id = _user_filter(query["user"])
     if user_id is not None:
@@ -69,7 +69,7 @@ def history(campaign_id: int, query: dict) -> dict:
     Every create, change, delete and undo, newest first: yours by default, one member's, or
     everyone's (`user=all`), optionally for one object.
     """
-    require_role(campaign_id, Role.VIEWER)
+    campaign_access(campaign_id, Role.VIEWER)
     statement = select(LabelHistory).where(LabelHistory.campaign_id == campaign_id)
     user_id = _user_filter(query["user"])
     if user_id is not None:
@@ -90,7 +90,7 @@ def history(campaign_id: int, query: dict) -> dict:
 @bp.doc(security=SIGNED_IN)
 def get(campaign_id: int, object_id: int) -> Label:
     """Your label on one object (members)"""
-    require_role(campaign_id, Role.VIEWER)
+    campaign_access(campaign_id, Role.VIEWER)
     label = db.session.scalar(select(Label).where(
         Label.campaign_id == campaign_id, Label.object_id == object_id,
         Label.user_id == current_user().id))
@@ -108,7 +108,7 @@ def put(campaign_id: int, object_id: int, body: dict) -> LabelState:
 
     Creates or changes your label. Writing the value it already has changes nothing.
     """
-    require_role(campaign_id, Role.LABELER)
+    campaign_access(campaign_id, Role.LABELER)
     [state] = write_labels(campaign_id, current_user().id, [(object_id, body["value"])])
     return state
 
@@ -122,7 +122,7 @@ def delete(campaign_id: int, object_id: int) -> LabelState:
     Answers with the stored state (`value: null`); removing a label that does not exist
     changes nothing.
     """
-    require_role(campaign_id, Role.LABELER)
+    campaign_access(campaign_id, Role.LABELER)
     [state] = write_labels(campaign_id, current_user().id, [(object_id, None)])
     return state
 
@@ -137,7 +137,7 @@ def bulk(campaign_id: int, body: dict) -> list[LabelState]:
     Up to 1000 `{object_id, value}` items (value null removes the label), each object once.
     All are stored or none; one undo reverts them together.
     """
-    require_role(campaign_id, Role.LABELER)
+    campaign_access(campaign_id, Role.LABELER)
     items = [(item["object_id"], item["value"]) for item in body["labels"]]
     return write_labels(campaign_id, current_user().id, items)
 
@@ -152,5 +152,5 @@ def undo(campaign_id: int) -> list[LabelState]:
     whole); calling it again goes further back. Answers with the labels it restored; an empty
     list means there is nothing left to undo.
     """
-    require_role(campaign_id, Role.LABELER)
+    campaign_access(campaign_id, Role.LABELER)
     return undo_last(campaign_id, current_user().id)

@@ -12,22 +12,30 @@ Two ways in:
 :func:`load_identity` runs before every ``/api`` request and sets ``g.user`` (or None) and
 ``g.auth`` (``"session"``, ``"token"`` or None). Views then call :func:`current_user` or
 :func:`require_admin`, or :func:`server.auth.access.campaign_access`.
+
+A request to a campaign's URL (``/api/campaigns/<campaign_id>/...``: label writes, candidate
+pages, the busiest requests) made with the session cookie reads the user, the campaign and the
+user's membership in one query, kept in ``g.membership`` for
+:func:`server.auth.access.campaign_access`: one round trip less per request.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 import secrets
+from dataclasses import dataclass
 
 from apiflask import abort
 from flask import g, request, session
+from sqlalchemy import Integer, and_, bindparam, select
 
 from server.auth.tokens import authenticate_token
 from server.config import SESSION_COOKIE_NAME
 from server.database import WRITE_METHODS, utcnow
 from server.errors import API_PREFIX
 from server.extensions import db
-from server.models import User
+from server.models import Campaign, Membership, Role, User
 
 CSRF_HEADER = "X-CSRF-Token"
 # the OpenAPI security requirement of signed-in endpoints: either scheme will do
@@ -46,6 +54,34 @@ SECURITY_SCHEMES = {
 _UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="galsearch"'}
 # endpoints a cookie may write to without the CSRF token: signing in replaces the session
 CSRF_EXEMPT_ENDPOINTS = frozenset({"session.sign_in"})
+SQL_INTEGER_MAX = 2**63 - 1  # the largest id a database integer column holds
+
+
+
+
+@dataclass(frozen=True)
+class CampaignMembership:
+    """What :func:`load_identity` read about the URL's campaign along with the user
+    (``g.membership``): the campaign (None: there is none of that id) and the user's role in
+    it (None: not a member)."""
+
+    campaign_id: int
+    user_id: int
+    campaign: Campaign | None
+    role: Role | None
+
+
+@functools.cache
+def _user_with_membership():
+    """The user, the campaign and the user's role in it, by ``user_id`` and ``campaign_id``
+    (built once: SQLAlchemy reuses its compiled form)."""
+    campaign_id = bindparam("campaign_id", type_=Integer)
+    return (select(User, Campaign, Membership.role)
+            .select_from(User)
+            .outerjoin(Campaign, Campaign.id == campaign_id)
+            .outerjoin(Membership, and_(Membership.campaign_id == Campaign.id,
+                                        Membership.user_id == User.id))
+            .where(User.id == bindparam("user_id", type_=Integer)))
 
 
 def start_session(user: User) -> str:
@@ -68,11 +104,26 @@ def csrf_token() -> str | None:
     return session.get("csrf") if g.get("auth") == "session" else None
 
 
+def _url_campaign_id() -> int | None:
+    campaign_id = (request.view_args or {}).get("campaign_id")
+    if isinstance(campaign_id, int) and 0 <= campaign_id <= SQL_INTEGER_MAX:
+        return campaign_id
+    return None
+
+
 def _user_from_session() -> User | None:
     uid = session.get("uid")
     if uid is None:
         return None
-    user = db.session.get(User, uid)
+    campaign_id = _url_campaign_id()
+    if campaign_id is None:
+        user = db.session.get(User, uid)
+    else:
+        row = db.session.execute(_user_with_membership(),
+                                 {"user_id": uid, "campaign_id": campaign_id}).first()
+        user = None if row is None else row.User
+        if user is not None:
+            g.membership = CampaignMembership(campaign_id, user.id, row.Campaign, row.role)
     if user is None or not user.is_active or session.get("ver") != user.session_version:
         # deactivated, password reset, or a cookie from another database: sign out quietly
         session.clear()
@@ -83,7 +134,7 @@ def _user_from_session() -> User | None:
 def load_identity() -> None:
     """Set ``g.user`` and ``g.auth`` for an ``/api`` request; refuse bad credentials (401) and
     cookie writes without the CSRF token (403)."""
-    g.user, g.auth, g.token = None, None, None
+    g.user, g.auth, g.token, g.membership = None, None, None, None
     if not request.path.startswith(API_PREFIX):
         return
     header = request.headers.get("Authorization")

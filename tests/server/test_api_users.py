@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from server.models import Role
+
 
 def test_admin_creates_lists_and_reads_users(people):
     admin = people.session("root", admin=True)
@@ -41,6 +43,30 @@ def test_deactivate_reactivate_and_promote(people):
     assert alice.get("/api/users").status_code == 403
     assert admin.patch(f"/api/users/{alice_id}", json={"is_admin": True}).json["is_admin"]
     assert alice.get("/api/users").status_code == 200
+
+
+def test_campaign_urls_check_the_user_and_the_membership_at_each_request(people):
+    """Campaign URLs read the user and their membership in one query: a deactivated user, a
+    password reset (new session version) and a removed member are refused at once there too."""
+    admin = people.session("root", admin=True)
+    alice = people.session("alice")
+    alice_id = people.ids["alice"]
+    bob = people.session("bob")
+    bob_id = people.ids["bob"]
+    cid = people.campaign("root", {"alice": Role.LABELER, "bob": Role.LABELER})
+    labels = f"/api/campaigns/{cid}/labels"
+    assert alice.put(f"{labels}/1", json={"value": "accept"}).status_code == 200
+    assert admin.patch(f"/api/users/{alice_id}", json={"is_active": False}).status_code == 200
+    assert alice.put(f"{labels}/2", json={"value": "accept"}).status_code == 401
+    assert admin.patch(f"/api/users/{alice_id}", json={"is_active": True}).status_code == 200
+    alice = people.session("alice")
+    assert admin.patch(f"/api/users/{alice_id}",
+                       json={"password": "a-new-long-password"}).status_code == 200
+    assert alice.get(labels).status_code == 401
+    assert bob.put(f"{labels}/2", json={"value": "reject"}).status_code == 200
+    assert admin.delete(f"/api/campaigns/{cid}/members/{bob_id}").status_code in (200, 204)
+    assert bob.put(f"{labels}/3", json={"value": "accept"}).status_code == 404
+    assert bob.get(f"/api/campaigns/{cid + 1000}/labels").status_code == 404
 
 
 def test_the_last_active_admin_is_kept(people):

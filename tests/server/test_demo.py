@@ -133,6 +133,11 @@ def test_serves_and_stops_both_processes_on_ctrl_c(demo_env, tmp_path):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/session", timeout=10)
         assert answer.value.code == 401  # the app answers: not signed in yet
         answer.value.close()
+        # the worker process may still be importing on a busy machine: Ctrl-C once it runs
+        worker_log = tmp_path / "instance" / "logs" / "demo-worker.log"
+        while "kinds" not in (worker_log.read_text() if worker_log.exists() else ""):
+            assert process.poll() is None and time.monotonic() < deadline, "".join(output)
+            time.sleep(0.2)
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)
     finally:
