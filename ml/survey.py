@@ -9,7 +9,8 @@ Opening a :class:`Survey` reads only the files' headers and checks every key's s
 (a :class:`SurveyError` names the file, the key and what to do); pixels are read on demand, and
 :meth:`Survey.validate_pixels` scans them chunk by chunk for NaN/inf. Nothing ever loads the
 whole survey: image reads are grouped by file, read in ascending row order in contiguous runs
-and put back in the caller's order, and each open file has a bounded HDF5 chunk cache.
+(scattered rows in one point selection) and put back in the caller's order; each open file has
+a bounded HDF5 chunk cache, and a bounded number of the datasets read by row stay open.
 
 The object is picklable and fork-safe: HDF5 handles are opened lazily, dropped when the object
 is pickled, and reopened by a process that did not open them (DataLoader workers). Threads may
