@@ -20,7 +20,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import server.models  # noqa: F401  (every table on the metadata before the engine is used)
 from server import spa
 from server.api import register_blueprints
-from server.auth.identity import SECURITY_SCHEMES, load_identity
+from server.auth.identity import SECURITY_SCHEMES, SessionCookies, load_identity
 from server.config import load_config
 from server.database import configure_engine
 from server.db_upgrade import upgrade_database
@@ -100,6 +100,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     register_error_handlers(app)
     register_security_headers(app)
+    app.session_interface = SessionCookies()
     app.before_request(load_identity)
     register_input_checks(app)  # after who is calling: 401 before 422
     register_blueprints(app)

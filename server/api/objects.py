@@ -9,7 +9,7 @@ from apiflask import APIBlueprint, abort
 from apiflask.schemas import FileSchema
 from flask import Response, current_app, request
 
-from server.auth.identity import SIGNED_IN, current_user
+from server.auth.identity import SIGNED_IN, current_user, require_signed_in
 from server.schemas.objects import CutoutQuery, ObjectOut, ObjectQuery
 from server.sources import current_cutouts, current_survey, sources
 
@@ -86,7 +86,7 @@ def cutout(object_id: int, query: dict) -> Response:
     Rendered with the survey viewer's colours (z, r, g as R, G, B); strong ETag, cached by the
     browser for a day and on the server's disk.
     """
-    current_user()
+    require_signed_in()
     renderer = current_cutouts()
     _check_object(object_id, renderer.survey.n)
     wanted = renderer.cutout(object_id, query.get("size"), query["brightness"])

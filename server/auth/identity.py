@@ -17,6 +17,15 @@ A request to a campaign's URL (``/api/campaigns/<campaign_id>/...``: label write
 pages, the busiest requests) made with the session cookie reads the user, the campaign and the
 user's membership in one query, kept in ``g.membership`` for
 :func:`server.auth.access.campaign_access`: one round trip less per request.
+
+Cutout images (``GET /api/objects/<id>/cutout.png``, about one per label written; every
+signed-in user may see every image) skip the database when this process checked the same
+session (user id and session version) against it in the last :data:`RECHECK_IMAGES_S`
+seconds: they were a third of the server's CPU under load, most of it this lookup. Ending a
+user's sessions (deactivation, a new password, "sign out everywhere") raises their
+``session_version``, which forgets them here at once; in the other web processes a session
+that was just ended may still fetch images for at most those seconds. Everything else is
+checked against the database at every request.
 """
 
 from __future__ import annotations
@@ -24,11 +33,14 @@ from __future__ import annotations
 import functools
 import hmac
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 
 from apiflask import abort
-from flask import g, request, session
-from sqlalchemy import Integer, and_, bindparam, select
+from flask import Flask, g, request, session
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from sqlalchemy import Integer, and_, bindparam, event, select
 
 from server.auth.tokens import authenticate_token
 from server.config import SESSION_COOKIE_NAME
@@ -55,6 +67,9 @@ _UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="galsearch"'}
 # endpoints a cookie may write to without the CSRF token: signing in replaces the session
 CSRF_EXEMPT_ENDPOINTS = frozenset({"session.sign_in"})
 SQL_INTEGER_MAX = 2**63 - 1  # the largest id a database integer column holds
+# endpoints that trust a session this process checked in the last RECHECK_IMAGES_S seconds
+RECENT_SESSION_ENDPOINTS = frozenset({"objects.cutout"})
+RECHECK_IMAGES_S = 10.0
 
 
 
@@ -104,6 +119,50 @@ def csrf_token() -> str | None:
     return session.get("csrf") if g.get("auth") == "session" else None
 
 
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed cookie sessions, not re-signed and re-sent on image responses: a page of
+    48 cutouts would send the same cookie 48 times (the API calls around them still refresh
+    its expiry, as ``SESSION_REFRESH_EACH_REQUEST`` does)."""
+
+    def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
+        if not session.modified and request.endpoint in RECENT_SESSION_ENDPOINTS:
+            return False
+        return super().should_set_cookie(app, session)
+
+
+class _RecentSessions:
+    """Sessions (user id, session version) this process found valid in the database, and when."""
+
+    def __init__(self) -> None:
+        self._checked: dict[tuple[int, int], float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, user_id: int, version: int) -> None:
+        with self._lock:
+            if len(self._checked) > 100_000:  # users come and go: start afresh now and then
+                self._checked.clear()
+            self._checked[user_id, version] = time.monotonic()
+
+    def valid(self, user_id: object, version: object) -> bool:
+        checked = self._checked.get((user_id, version))  # type: ignore[index]
+        return checked is not None and time.monotonic() - checked < RECHECK_IMAGES_S
+
+    def forget(self, user_id: int) -> None:
+        with self._lock:
+            for key in [key for key in self._checked if key[0] == user_id]:
+                del self._checked[key]
+
+
+recent_sessions = _RecentSessions()
+
+
+@event.listens_for(User.session_version, "set")
+def _sessions_ended(user: User, value: int, old: object, initiator: object) -> None:
+    """A new session version ends the user's sessions: this process forgets them at once."""
+    if user.id is not None:
+        recent_sessions.forget(user.id)
+
+
 def _url_campaign_id() -> int | None:
     campaign_id = (request.view_args or {}).get("campaign_id")
     if isinstance(campaign_id, int) and 0 <= campaign_id <= SQL_INTEGER_MAX:
@@ -128,6 +187,7 @@ def _user_from_session() -> User | None:
         # deactivated, password reset, or a cookie from another database: sign out quietly
         session.clear()
         return None
+    recent_sessions.add(user.id, user.session_version)
     return user
 
 
@@ -151,6 +211,10 @@ def load_identity() -> None:
         g.user, g.token = found
         g.auth = "token"
         return
+    if (request.endpoint in RECENT_SESSION_ENDPOINTS and request.method == "GET"
+            and recent_sessions.valid(session.get("uid"), session.get("ver"))):
+        g.auth = "session"  # checked moments ago (module docstring); g.user stays unloaded
+        return
     user = _user_from_session()
     if user is None:
         return
@@ -170,6 +234,13 @@ def current_user() -> User:
         abort(401, "sign in first (POST /api/session) or send an API token "
                    "(Authorization: Bearer ...)", headers=_UNAUTHORIZED_HEADERS)
     return user
+
+
+def require_signed_in() -> None:
+    """Refuse (401) an anonymous caller, without loading the user when the session was
+    checked moments ago (:data:`RECENT_SESSION_ENDPOINTS`)."""
+    if g.get("user") is None and g.get("auth") != "session":
+        current_user()
 
 
 def require_admin() -> User:

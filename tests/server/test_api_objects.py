@@ -9,10 +9,13 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
+from sqlalchemy import event
 
 from ml.render import Stretch, png_bytes
 from ml.survey import Survey, SurveyError
+from server.auth import identity
 from server.cutouts import CutoutRenderer
+from server.extensions import db
 from server.sources import sources
 
 
@@ -81,6 +84,41 @@ def test_cutout_errors(alice, people, survey_size):
         response = alice.get(f"/api/objects/1/cutout.png?{query}")
         assert response.status_code == 422, query
     assert people.anonymous().get("/api/objects/1/cutout.png").status_code == 401
+
+
+def test_cutouts_trust_a_session_checked_moments_ago_until_it_ends(people, app, monkeypatch):
+    """A cutout right after a checked request reads nothing from the database and sends no
+    cookie; ending the user's sessions refuses the next one at once; after
+    RECHECK_IMAGES_S the session is checked again."""
+    admin = people.session("root", admin=True)
+    alice = people.session("alice")
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    assert alice.get("/api/session").status_code == 200  # checked against the database
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = alice.get("/api/objects/1/cutout.png")
+        assert response.status_code == 200 and decode(response.data).ndim == 3
+        assert statements == [] and "Set-Cookie" not in response.headers
+        assert alice.get("/api/session").headers.get("Set-Cookie")  # the API still refreshes it
+        clock = identity.time.monotonic()
+        monkeypatch.setattr(identity.time, "monotonic",
+                            lambda: clock + identity.RECHECK_IMAGES_S + 1)
+        statements.clear()
+        assert alice.get("/api/objects/2/cutout.png").status_code == 200
+        assert any("users" in s for s in statements)  # too long ago: checked again
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    monkeypatch.undo()
+    assert alice.get("/api/objects/1/cutout.png").status_code == 200
+    alice_id = people.ids["alice"]
+    assert admin.patch(f"/api/users/{alice_id}", json={"is_active": False}).status_code == 200
+    assert alice.get("/api/objects/1/cutout.png").status_code == 401  # at once, in this process
 
 
 def test_without_a_survey_cutouts_answer_503(make_app):
