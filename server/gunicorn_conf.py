@@ -1,8 +1,12 @@
 """gunicorn settings for production: ``gunicorn -c python:server.gunicorn_conf``.
 
-Sized for a small machine (2 cores): ``workers = cores + 1`` processes, each with 8 threads
-(``gthread``). Label writes and page requests mostly wait on the database, so threads keep the
-cores busy; a spare process covers the one that is rendering cutouts or holding the GIL. The app
+Sized for a small machine (2 cores): ``workers = 2 x cores + 1`` processes (gunicorn's own
+advice), each with 4 threads (``gthread``). Label writes and page requests mostly wait on the
+database, so threads keep the cores busy; but a thread whose database answer has come back must
+then wait for its process's GIL while a sibling thread computes (up to 5 ms per answer, and a
+label write waits for 4 answers), so processes carry the concurrency rather than threads. Under
+200 simulated labelers (``benchmarks/load.py``, 100 s) label writes took p50 526 ms with 3
+processes of 8 threads and 43 ms with 6 of 4, on the same CPU. The app
 is loaded once in the master before forking (``preload_app``), so the search bundle's
 memory-mapped files are opened once and their pages shared by every worker, and the database
 is upgraded once. Override with the environment:
@@ -10,8 +14,8 @@ is upgraded once. Override with the environment:
 | variable | default |
 |---|---|
 | ``GALSEARCH_BIND`` | ``127.0.0.1:8000`` (put a TLS-terminating proxy in front) |
-| ``GALSEARCH_WORKERS`` | cores + 1 |
-| ``GALSEARCH_THREADS`` | 8 |
+| ``GALSEARCH_WORKERS`` | 2 x cores + 1 |
+| ``GALSEARCH_THREADS`` | 4 |
 | ``GALSEARCH_TIMEOUT`` | 60 s (a worker silent this long is restarted) |
 | ``GALSEARCH_CONTROL_SOCKET`` | none: gunicorn's control socket (for ``gunicornc``) is off, since its default path is shared by every gunicorn of the user |
 
@@ -28,9 +32,9 @@ os.environ.setdefault("GALSEARCH_ENV", "production")
 
 wsgi_app = "server.app:create_app()"
 bind = os.environ.get("GALSEARCH_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("GALSEARCH_WORKERS", (os.cpu_count() or 1) + 1))
+workers = int(os.environ.get("GALSEARCH_WORKERS", 2 * (os.cpu_count() or 1) + 1))
 worker_class = "gthread"
-threads = int(os.environ.get("GALSEARCH_THREADS", 8))
+threads = int(os.environ.get("GALSEARCH_THREADS", 4))
 preload_app = True
 timeout = int(os.environ.get("GALSEARCH_TIMEOUT", 60))
 graceful_timeout = 30  # in-flight requests finish on reload/shutdown
