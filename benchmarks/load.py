@@ -4,6 +4,10 @@ that every acknowledged label is stored exactly once.
 Each labeler is what the web app does for a fast person (``frontend/src/lib``):
 
 - signs in (session cookie + CSRF token), before the measured window;
+- arrives at a time of its own in the first ``--ramp`` seconds (60 by default: 200 people do
+  not open the app in the same second; all arriving at once makes the first minute a queue of
+  ~20,000 cutouts, which the p99 of a short run then measures), as load tools' spawn rates do;
+  every request from the first arrival on is measured;
 - asks for a page of 48 candidates, loads its 48 cutouts (at most 6 requests at once, as a
   browser does on one origin), then prefetches the next page and its cutouts while the person
   labels;
@@ -102,9 +106,9 @@ class Labeler:
     """One simulated person in one campaign."""
 
     def __init__(self, browser: Browser, username: str, campaign: int, record: Record,
-                 rng: random.Random) -> None:
+                 rng: random.Random, arrival_s: float = 0.0) -> None:
         self.browser, self.username, self.campaign = browser, username, campaign
-        self.record, self.rng = record, rng
+        self.record, self.rng, self.arrival_s = record, rng, arrival_s
         self.labeled: list[int] = []
 
     async def page(self, cursor: str | None) -> tuple[list[int], str | None]:
@@ -145,7 +149,7 @@ class Labeler:
         """Label until ``end`` (perf_counter)."""
         upcoming: asyncio.Task | None = None
         try:
-            await asyncio.sleep(self.rng.uniform(0, 1.0))  # people do not start in step
+            await asyncio.sleep(self.arrival_s)  # people do not start in step
             ids, cursor = await self.page(None)
             next_at = time.perf_counter()
             while time.perf_counter() < end:
@@ -187,16 +191,22 @@ async def loop_lag(end: float, lags: list[float]) -> None:
         lags.append(time.perf_counter() - t0 - 0.05)
 
 
-async def drive(setup: Served, duration_s: float, record: Record) -> dict[str, Any]:
-    """Sign everyone in (not measured), then label for ``duration_s``."""
+async def drive(setup: Served, duration_s: float, record: Record,
+                ramp_s: float) -> dict[str, Any]:
+    """Sign everyone in (not measured), then label for ``duration_s``, the labelers arriving
+    one by one over the first ``ramp_s`` seconds (in random order)."""
     t_sign = time.perf_counter()
     record.measuring = False
     browsers = await sign_in_all(setup.server.url, [name for name, _ in setup.people], record,
                                  connections=BROWSER_CONNECTIONS, timeout_s=REQUEST_TIMEOUT_S)
     sign_in_s = time.perf_counter() - t_sign
     rng = random.Random(1)
-    labelers = [Labeler(browser, name, campaign, record, random.Random(rng.random()))
-                for browser, (name, campaign) in zip(browsers, setup.people, strict=True)]
+    n = len(browsers)
+    arrivals = [max(ramp_s, 1.0) * (i + rng.random()) / n for i in range(n)]
+    rng.shuffle(arrivals)
+    labelers = [Labeler(browser, name, campaign, record, random.Random(rng.random()), arrival)
+                for browser, (name, campaign), arrival
+                in zip(browsers, setup.people, arrivals, strict=True)]
     lags: list[float] = []
     meter = CpuMeter(setup.server)
     meter.start()
@@ -254,14 +264,14 @@ def check_labels(app, record: Record) -> dict[str, Any]:
 # -- one step ----------------------------------------------------------------------------------
 def run_step(database: str, labelers: int, duration_s: float, survey: Path, bundle: Path,
              n_objects: int, per_campaign: int, workers: int | None,
-             threads: int | None) -> dict[str, Any]:
+             threads: int | None, ramp_s: float) -> dict[str, Any]:
     print(f"-- {database}: {labelers} labelers for {duration_s:.0f} s "
           f"(load average {load_average()})", flush=True)
     record = Record(on_wire=True)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     with served(database, survey, bundle, labelers, per_campaign, n_objects, workers,
                 threads) as setup:
-        cost = asyncio.run(drive(setup, duration_s, record))
+        cost = asyncio.run(drive(setup, duration_s, record, ramp_s))
         check = check_labels(setup.app, record)
     latencies = record.summary()
     # judged on the time on the wire: the browser's own queue (6 connections shared with the
@@ -270,7 +280,7 @@ def run_step(database: str, labelers: int, duration_s: float, survey: Path, bund
     correct = (check["lost"] == 0 and check["wrong_value"] == 0 and check["duplicates"] == 0
                and check["history_mismatches"] == 0 and check["stored_never_sent"] == 0)
     step = {"database": database, "labelers": labelers, "duration_s": duration_s,
-            "started_utc": started,
+            "ramp_s": ramp_s, "started_utc": started,
             "latency": latencies, "errors": record.error_count,
             "error_examples": record.errors[:5], "check": check, **cost,
             "label_writes_per_s": round(writes["count"] / cost["wall_s"], 1),
@@ -326,6 +336,8 @@ def main() -> None:
     parser.add_argument("--steps", default="20,50,100,200,300,400",
                         help="labeler counts on PostgreSQL, tried in order until one fails")
     parser.add_argument("--duration", type=float, default=300.0, help="seconds per step")
+    parser.add_argument("--ramp", type=float, default=60.0,
+                        help="seconds over which the labelers arrive (within --duration)")
     parser.add_argument("--sqlite-labelers", type=int, default=20)
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite step")
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL steps")
@@ -342,6 +354,7 @@ def main() -> None:
     base = 1024
     if args.quick:
         args.steps, args.duration, args.n, args.dim, base = "20", 15.0, 5000, 64, 256
+        args.ramp = min(args.ramp, 5.0)
     survey, bundle = survey_and_bundle(args.n, dim=args.dim, base=base)
     started = time.perf_counter()
     load_before = load_average()
@@ -355,7 +368,8 @@ def main() -> None:
             "benchmark": "load", "quick": args.quick, "complete": final,
             "parameters": {"n_objects": args.n, "dim": args.dim, "distinct_cutouts": base,
                            "page_size": PAGE_SIZE, "per_campaign": args.per_campaign,
-                           "duration_s": args.duration, "label_interval_s": [0.5, 1.5],
+                           "duration_s": args.duration, "ramp_s": args.ramp,
+                           "label_interval_s": [0.5, 1.5],
                            "change_fraction": CHANGE_FRACTION,
                            "browser_connections": BROWSER_CONNECTIONS,
                            "workers": args.workers, "threads": args.threads,
@@ -374,13 +388,13 @@ def main() -> None:
     if not args.no_postgres:
         for count in (int(c) for c in args.steps.split(",")):
             done.append(run_step("postgresql", count, args.duration, survey, bundle, args.n,
-                                 args.per_campaign, args.workers, args.threads))
+                                 args.per_campaign, args.workers, args.threads, args.ramp))
             save(final=False)
             if not done[-1]["held"] and not args.keep_going:
                 break
     if not args.no_sqlite:
         done.append(run_step("sqlite", args.sqlite_labelers, args.duration, survey, bundle,
-                             args.n, args.per_campaign, args.workers, args.threads))
+                             args.n, args.per_campaign, args.workers, args.threads, args.ramp))
     steps = save(final=True)
     held = [s["labelers"] for s in steps if s["database"] == "postgresql" and s["held"]]
     print_table(steps)
