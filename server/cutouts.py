@@ -95,9 +95,6 @@ class CutoutRenderer:
         """A strong validator of the PNG's bytes (without rendering it)."""
         return hashlib.sha256(f"{self._tag}/{cutout.name}".encode()).hexdigest()[:32]
 
-    def _path(self, cutout: Cutout) -> Path:
-        return Path(self._file_name(cutout))
-
     def _file_name(self, cutout: Cutout) -> str:
         # a plain string: pathlib's joins cost more than the read of a cached file
         assert self.cache_root is not None

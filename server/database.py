@@ -25,11 +25,13 @@ later" (503) rather than a bug (500).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import has_request_context, request
-from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, event, exc
+from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, Table, bindparam, event, exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, registry
 from sqlalchemy.types import TypeDecorator
@@ -119,6 +121,22 @@ def configure_engine(engine: Engine) -> None:
 # SQLite errors that mean another process holds the database or the file cannot be reached
 _SQLITE_UNAVAILABLE = ("database is locked", "database is busy", "unable to open database",
                        "disk i/o error")
+
+
+def dialect_insert(dialect: str):
+    """The ``insert`` of a dialect that has ``ON CONFLICT`` (PostgreSQL's or SQLite's)."""
+    if dialect == "postgresql":
+        return postgresql.insert
+    if dialect == "sqlite":
+        return sqlite.insert
+    raise RuntimeError(f"galsearch stores its data in PostgreSQL or SQLite, not {dialect}")
+
+
+def bound_values(table: Table, names: Sequence[str]) -> dict[str, Any]:
+    """``{column: bindparam(column)}`` for a statement built once and run with named parameters
+    (SQLAlchemy then reuses its compiled form: building a tree per call costs more CPU than
+    running it)."""
+    return {name: bindparam(name, type_=table.c[name].type) for name in names}
 
 
 def is_database_unavailable(error: BaseException) -> bool:

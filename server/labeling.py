@@ -35,12 +35,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, exists, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import exists, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from server.database import utcnow
+from server.database import bound_values, dialect_insert, utcnow
 from server.extensions import db
 from server.models import Label, LabelAction, LabelHistory, LabelValue
 from server.probe.schedule import mark_for_retraining
@@ -96,20 +95,13 @@ _HISTORY_COLUMNS = ("campaign_id", "object_id", "user_id", "action", "old_value"
                     "batch", "undo_of_id", "created_at")
 
 
-def _bound(table, names: Sequence[str]) -> dict:
-    return {name: bindparam(name, type_=table.c[name].type) for name in names}
-
-
 @functools.cache
 def _insert_if_new(dialect: str):
     """``INSERT`` a label unless the campaign, object and user have one; ``RETURNING id`` (no
     row: it exists). Built once per dialect with named parameters, so that SQLAlchemy reuses
     its compiled form (building it per call costs more than running it)."""
     table = Label.__table__
-    dialect_insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
-    if dialect_insert is None:
-        raise RuntimeError(f"labels are stored in PostgreSQL or SQLite, not {dialect}")
-    return (dialect_insert(table).values(_bound(table, _LABEL_COLUMNS))
+    return (dialect_insert(dialect)(table).values(bound_values(table, _LABEL_COLUMNS))
             .on_conflict_do_nothing(index_elements=["campaign_id", "object_id", "user_id"])
             .returning(table.c.id))
 
@@ -117,7 +109,7 @@ def _insert_if_new(dialect: str):
 @functools.cache
 def _insert_history():
     table = LabelHistory.__table__
-    return insert(table).values(_bound(table, _HISTORY_COLUMNS))
+    return insert(table).values(bound_values(table, _HISTORY_COLUMNS))
 
 
 def _create_if_new(campaign_id: int, user_id: int, change: _Change, batch: str,

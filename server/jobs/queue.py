@@ -53,11 +53,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from server.database import utcnow
+from server.database import bound_values, dialect_insert, utcnow
 from server.jobs.kinds import job_kind
 from server.models import Job, JobStatus
 from server.models.jobs import JOB_MESSAGE_MAX
@@ -90,15 +89,7 @@ def _dialect(session_or_connection: Session | Connection) -> str:
 
 
 def _insert_for(session_or_connection: Session | Connection):
-    return _insert_of(_dialect(session_or_connection))
-
-
-def _insert_of(dialect: str):
-    if dialect == "postgresql":
-        return postgresql.insert
-    if dialect == "sqlite":
-        return sqlite.insert
-    raise RuntimeError(f"the job queue supports PostgreSQL and SQLite, not {dialect}")
+    return dialect_insert(_dialect(session_or_connection))
 
 
 # the columns an enqueue writes, bound by name at execution (:func:`_coalescing_upsert`)
@@ -117,8 +108,8 @@ def _coalescing_upsert(dialect: str, due_by_count: bool):
     # on the table, not the mapped class: an ORM-enabled insert goes through the ORM's bulk
     # persistence layer, which cost as much CPU as the rest of the upsert
     job = Job.__table__.c
-    statement = _insert_of(dialect)(Job.__table__).values(
-        {name: bindparam(name, type_=job[name].type) for name in _ENQUEUE_COLUMNS})
+    statement = dialect_insert(dialect)(Job.__table__).values(
+        bound_values(Job.__table__, _ENQUEUE_COLUMNS))
     now = bindparam("now", type_=job.run_after.type)
     total = job.requests + statement.excluded.requests
     whens = [(job.run_after <= now, job.run_after)]  # already due: stays due

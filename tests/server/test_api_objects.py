@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,7 +70,7 @@ def test_strong_etag_and_conditional_requests(alice):
 def test_cutouts_are_served_from_the_disk_cache(alice, app):
     renderer = sources(app).cutouts
     first = alice.get("/api/objects/7/cutout.png?size=40").data
-    cached = renderer._path(renderer.cutout(7, 40, 1.0))
+    cached = Path(renderer._file_name(renderer.cutout(7, 40, 1.0)))
     assert cached.read_bytes() == first
     cached.write_bytes(b"marker: this came from the cache")
     assert alice.get("/api/objects/7/cutout.png?size=40").data.startswith(b"marker")
@@ -153,7 +154,7 @@ def test_prune_keeps_the_cache_under_its_limit_newest_first(survey_path, survey_
             cutout = renderer.cutout(object_id, 64)
             data, from_cache = renderer.png(cutout)
             assert not from_cache
-            path = renderer._path(cutout)
+            path = renderer._file_name(cutout)
             sizes[object_id] = len(data)
             stamp = time.time() - 1000 + object_id  # object 0 is the oldest
             os.utime(path, (stamp, stamp))
