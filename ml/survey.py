@@ -266,10 +266,8 @@ class Survey:
         column instead of 0.55 ms); then put back in the caller's order, duplicates included.
         """
         if ids.size == 1:  # one object (a cutout): one slice read, nothing to sort
-            object_id = int(ids[0])
-            k = int(np.searchsorted(self.offsets, object_id, side="right")) - 1
-            row = object_id - int(self.offsets[k])
-            block = self._dataset(k, key)[row:row + 1]
+            [k], [row] = self.locate(ids)
+            block = self._dataset(int(k), key)[int(row):int(row) + 1]
             return block if block.dtype == dtype else block.astype(dtype)
         unique, inverse = np.unique(ids, return_inverse=True)
         out = np.empty((unique.size, *trailing), dtype=dtype)
