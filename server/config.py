@@ -146,7 +146,8 @@ def load_config(instance_path: Path, env: Mapping[str, str] | None = None,
     return {
         "GALSEARCH_ENV": environment,
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # no pool_pre_ping: idle connections are checked instead (server/database.py)
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
         "BUNDLE_PATH": env.get("GALSEARCH_BUNDLE") or None,
         "SURVEY_PATH": env.get("GALSEARCH_SURVEY") or None,
         "CUTOUT_CACHE_DIR": str(instance_path / "cutouts"),

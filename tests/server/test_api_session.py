@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from server.auth import identity
 from server.auth.identity import CSRF_HEADER
 
 
@@ -21,6 +24,27 @@ def test_sign_in_sets_a_safe_cookie_and_returns_the_csrf_token(people, client):
     assert cookie.startswith("galsearch_session=")
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert client.get("/api/session").json["csrf_token"] == body["csrf_token"]
+
+
+def test_the_cookie_is_re_sent_only_when_the_session_changed_or_is_old(people, client,
+                                                                     monkeypatch):
+    """Sliding expiry without re-signing the cookie on every response: a fresh cookie is left
+    alone, one older than SESSION_REFRESH_AFTER comes back re-signed (a new expiry), and a
+    tampered one is a new, signed-out session."""
+    people.user("alice")
+    first = sign_in(client, "alice", "alice-password").headers["Set-Cookie"]
+    read = client.get("/api/session")
+    assert read.json["user"]["username"] == "alice" and "Set-Cookie" not in read.headers
+    monkeypatch.setattr(identity, "SESSION_REFRESH_AFTER", timedelta(0))
+    refreshed = client.get("/api/session")
+    assert refreshed.json["user"]["username"] == "alice"
+    cookie = refreshed.headers["Set-Cookie"]
+    assert cookie.startswith("galsearch_session=") and "HttpOnly" in cookie
+    assert "Expires=" in cookie and first.startswith("galsearch_session=")
+    assert client.get("/api/session").json["user"]["username"] == "alice"
+    value = cookie.split(";")[0].partition("=")[2]
+    client.set_cookie("galsearch_session", value[:-2] + ("AA" if value[-2:] != "AA" else "BB"))
+    assert client.get("/api/session").status_code == 401
 
 
 def test_usernames_are_case_insensitive(people, client):

@@ -32,6 +32,7 @@ import requests
 from gunicorn_testing import free_port, gunicorn
 from sqlalchemy.engine import make_url
 
+from server import database
 from server.auth.accounts import create_user
 from server.extensions import db
 from server.models import Campaign, Membership, Role
@@ -256,20 +257,29 @@ def _assert_503(response) -> None:
 
 @pytest.mark.postgres
 def test_postgres_going_away_is_503_with_retry_after_and_the_app_recovers(
-        proxied_postgres, make_app):
+        proxied_postgres, make_app, monkeypatch):
     direct, through, proxy = proxied_postgres
     client, cid, csrf = labeler_of_new_campaign(make_app(through))
     url = f"/api/campaigns/{cid}/labels"
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_S", 0.2)
 
     def label(object_id: int):
         return client.put(f"{url}/{object_id}", json={"value": "accept"},
                           headers={"X-CSRF-Token": csrf})
 
     acknowledged = {i for i in (1, 2) if label(i).status_code == 200}
-    # a restart while idle ends every pooled connection: the next request notices (pre-ping)
+    # a restart while idle ends every pooled connection: the next request notices (the idle
+    # connection is checked before use) and answers from a new one
     assert end_connections(direct) >= 1
+    time.sleep(0.3)
     assert label(3).status_code == 200
     acknowledged.add(3)
+    # a restart under load (connections used moments ago, not checked): the request on the
+    # old connection is a 503, the next one gets a new connection
+    assert end_connections(direct) >= 1
+    _assert_503(label(5))
+    assert label(5).status_code == 200
+    acknowledged.add(5)
     # the server is down: reads and writes answer 503 with Retry-After, quickly
     proxy.stop()
     started = time.monotonic()
