@@ -552,6 +552,9 @@ class Latencies:
     error_count: int = 0
     measuring: bool = True
     on_wire: bool = False  # also note each request's time on the wire (timed)
+    # requests sent from this perf_counter time on are also noted as kind + AFTER (load.py:
+    # the steady state once every labeler has arrived); None: not split
+    split_at: float | None = None
 
     def note(self, kind: str, seconds: float, status: int) -> None:
         if self.measuring:
@@ -571,6 +574,7 @@ class Latencies:
 
 
 WIRE = "_on_wire"
+AFTER = "_after_split"
 
 
 async def timed(record: Latencies, kind: str, browser: Browser, method: str, path: str,
@@ -589,9 +593,12 @@ async def timed(record: Latencies, kind: str, browser: Browser, method: str, pat
         record.error(f"{method} {path}: {type(error).__name__}: {error}")
         return 0, None
     seconds = time.perf_counter() - t0
-    record.note(kind, seconds, reply.status)
-    if record.on_wire:
-        record.note(kind + WIRE, seconds - reply.waited_s, reply.status)
+    kinds = (kind, kind + AFTER) if record.split_at is not None and t0 >= record.split_at \
+        else (kind,)
+    for noted in kinds:
+        record.note(noted, seconds, reply.status)
+        if record.on_wire:
+            record.note(noted + WIRE, seconds - reply.waited_s, reply.status)
     try:
         data = reply.data()
     except ValueError:
