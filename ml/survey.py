@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 import h5py
 import numpy as np
 
-from ml.survey_format import OPTIONAL_KEYS, REQUIRED_KEYS, TRUTH_FILENAME
+from ml.survey_format import REQUIRED_KEYS, TRUTH_FILENAME, SurveyError, check_file
 from ml.survey_truth import SurveyTruth, read_truth
 
 __all__ = ["Survey", "SurveyBatch", "SurveyError", "SurveyTruth"]
@@ -56,10 +56,6 @@ POINT_READ_MAX_ROWS = 64
 # ~40 us of selection set-up a call); smaller runs are sliced (``ds[lo:hi]``, ~4 us) and copied:
 # a page's 48 scattered catalog rows took 10 ms the first way and 0.5 ms the second
 DIRECT_READ_MIN_BYTES = 1 << 20
-
-
-class SurveyError(ValueError):
-    """A survey folder or file does not follow the survey format; the message says how."""
 
 
 class SurveyBatch(NamedTuple):
@@ -128,7 +124,7 @@ class Survey:
         specs: dict[str, tuple[np.dtype, tuple[int, ...]]] | None = None
         for index, path in enumerate(self.files):
             f = self._file(index)
-            n, shape, file_specs = _check_file(f, path)
+            n, shape, file_specs = check_file(f, path)
             if image_shape is None:
                 image_shape, first_file = shape, path
             elif shape != image_shape:
@@ -444,61 +440,3 @@ class Survey:
                       for k, p in enumerate(self.files)],
         }
         return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _check_file(f: h5py.File, path: Path):
-    """Validate one file's keys; returns (N, image shape (3, H, W), column specs)."""
-    missing = [key for key in REQUIRED_KEYS if key not in f]
-    if missing:
-        raise SurveyError(
-            f"{path.name} lacks required key(s) {', '.join(missing)}; a survey file needs "
-            f"{', '.join(REQUIRED_KEYS)} (see ml/survey_format.py)"
-        )
-    n = None
-    specs: dict[str, tuple[np.dtype, tuple[int, ...]]] = {}
-    for key, (trailing, dtype) in REQUIRED_KEYS.items():
-        ds = f[key]
-        if not isinstance(ds, h5py.Dataset):
-            raise SurveyError(f"{path.name}: {key!r} is a group, not a dataset")
-        shape = ds.shape
-        if len(shape) != 1 + len(trailing) or any(
-            want is not None and want != got for want, got in zip(trailing, shape[1:], strict=True)
-        ):
-            want = "(N" + "".join(f", {'any' if t is None else t}" for t in trailing) + ")"
-            raise SurveyError(f"{path.name}: {key!r} has shape {shape}; expected {want}")
-        if not _same_dtype(ds.dtype, dtype):
-            raise SurveyError(
-                f"{path.name}: {key!r} has dtype {ds.dtype}; the survey format needs {dtype}"
-            )
-        if n is None:
-            n = shape[0]
-        elif shape[0] != n:
-            raise SurveyError(
-                f"{path.name}: {key!r} has {shape[0]} rows but 'images' has {n}; every key of a "
-                "file needs one row per object (the file may come from an interrupted write)"
-            )
-        if key == "images":
-            if shape[2] != shape[3]:
-                raise SurveyError(
-                    f"{path.name}: images are {shape[2]}x{shape[3]} pixels; they must be square"
-                )
-        else:
-            specs[key] = (np.dtype(dtype), tuple(shape[1:]))
-    assert n is not None
-    for key, ds in f.items():
-        if key in REQUIRED_KEYS or not isinstance(ds, h5py.Dataset):
-            continue
-        # any other dataset with one row per object is an optional catalog column
-        if key in OPTIONAL_KEYS and (ds.ndim not in (1, 2) or ds.shape[0] != n):
-            raise SurveyError(
-                f"{path.name}: optional column {key!r} has shape {ds.shape}; it needs one row "
-                f"per object ({n} rows, like 'images')"
-            )
-        if ds.ndim in (1, 2) and ds.shape[0] == n:
-            specs[key] = (ds.dtype.newbyteorder("="), tuple(ds.shape[1:]))
-    return n, tuple(f["images"].shape[1:]), specs
-
-
-def _same_dtype(got: np.dtype, want: np.dtype) -> bool:
-    # byte order does not matter (h5py converts); kind and size do
-    return got.kind == want.kind and got.itemsize == want.itemsize
