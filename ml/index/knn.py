@@ -14,7 +14,8 @@ object itself), optionally restricted to objects within half a magnitude in r
   Cosine similarity is symmetric, and so is the window (|Δmag| < w), so when the running top-k
   of every object fits in memory (N k 12 bytes, :data:`SYMMETRIC_MAX_HEAP_BYTES`) each pair of
   blocks is multiplied once and feeds both blocks' queries: half the BLAS work of the
-  per-block pass, with the same arrays.
+  per-block pass, with the same arrays (up to the order of tied neighbours on some BLAS
+  kernels: see :data:`SMALL_PRODUCT_MADDS`).
 - :func:`all_pairs_from_search` fills the same arrays through an approximate index when N is
   too large for an exact all-pairs pass on this machine (see :func:`exact_all_pairs_affordable`).
 
@@ -47,8 +48,12 @@ SYMMETRIC_MAX_HEAP_BYTES = 4 * 2**30
 # OpenBLAS sends small products (m n d <= 1e6 multiply-adds) and m = 1 or n = 1 to kernels that
 # sum the d products in another order than its packed GEMM, so one pair's float32 cosine could
 # differ in the last bit between a tail block and a full one (and reorder near-ties). All-pairs
-# products pad operands of fewer rows than this with zero rows to stay on the packed GEMM,
-# whose result does not depend on the block shapes: both passes compute identical numbers.
+# products pad operands of fewer rows than this with zero rows to stay on the packed GEMM.
+# With OpenBLAS' SkylakeX kernel that GEMM's result does not depend on the block shapes and both
+# passes compute identical numbers; its Haswell kernel (which it also picks on AMD Zen) can give
+# a pair another last bit at a tile's edge, so exact duplicates may tie in one pass and not in
+# the other: the similarities stored (float16) are still equal, tied neighbours may be ordered
+# differently (tests/ml/index/test_knn.py).
 SMALL_PRODUCT_MADDS = 2e6
 # An exact all-pairs pass costs 2 N^2 d flops; at ~2e11 flop/s (2 cores, AVX-512) 1e14 is about
 # ten minutes. Larger bundles build their arrays through the approximate index.
@@ -179,8 +184,9 @@ def all_pairs_topk(vectors: np.ndarray, k: int, out_ids: np.ndarray, out_sims: n
     - per block: one block of queries at a time against all candidates (one block's heaps).
 
     Each object's candidates reach its heap in increasing order in both passes, and the
-    similarities are bit-identical float32 dot products (:func:`_similarities`), so ties at the
-    k-th place are broken alike and the arrays are equal.
+    similarities are float32 dot products through the same packed GEMM (:func:`_similarities`),
+    so ties at the k-th place are broken alike and the arrays are equal where the BLAS kernel
+    gives a pair the same bits in any block (see :data:`SMALL_PRODUCT_MADDS` for the others).
 
     Args:
         vectors: (N, d) float16 L2-normalised originals.
