@@ -134,8 +134,8 @@ class SessionCookies(SecureCookieSessionInterface):
     re-signed and re-sent only when the session changed or its cookie is older than
     :data:`SESSION_REFRESH_AFTER`, and never on image responses.
 
-    Flask's ``SESSION_REFRESH_EACH_REQUEST`` re-signs the cookie on every response: about a
-    tenth of the CPU of a label write, and a page of 48 cutouts would send the same cookie 48
+    Flask's ``SESSION_REFRESH_EACH_REQUEST`` re-signs the cookie on every response: about 6%
+    of the CPU of a label write in py-spy, and a page of 48 cutouts would send the same cookie 48
     times. The session still expires 14 days after the last use, give or take
     :data:`SESSION_REFRESH_AFTER`.
     """
