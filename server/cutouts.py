@@ -6,10 +6,14 @@ function of (survey, object, size, brightness, renderer), so:
 
 - its ETag is a hash of exactly that, computed without touching pixels: a browser revalidating
   with ``If-None-Match`` gets 304 at once;
-- it is kept on disk under ``<instance>/cutouts/v<renderer>-<survey fingerprint>/``, written to a
-  temporary name and renamed, so concurrent workers never read half a file. When the cache
-  grows past its limit, a background thread deletes the oldest files down to 80 % of it.
-  The folder may be deleted at any time.
+- it is kept on disk as ``<instance>/cutouts/v<renderer>-<survey fingerprint>/<shard>/<object
+  id>_<size>_<brightness>.png``, where the shard is the id's last three digits (a thousand
+  folders, filled evenly), written to a temporary name and renamed, so concurrent workers never
+  read half a file. ``<instance>/cutouts/current`` is a symbolic link to the folder of the
+  survey and renderer being served, so that a front server can find a file from the request's
+  URL alone (``galsearch nginx-config``, :mod:`server.front`). When the cache grows past its
+  limit, a background thread deletes the oldest files down to 80 % of it. The folder may be
+  deleted at any time.
 """
 
 from __future__ import annotations
@@ -27,11 +31,11 @@ from ml.survey import Survey
 
 log = logging.getLogger(__name__)
 
-RENDER_VERSION = 2  # raise when the rendering changes: old cache entries and ETags then lapse
+RENDER_VERSION = 3  # raise when the rendering changes: old cache entries and ETags then lapse
 SIZE_MIN, SIZE_MAX = 16, 512  # pixels
 BRIGHTNESS_MIN, BRIGHTNESS_MAX = 0.05, 20.0
 BRIGHTNESS_DECIMALS = 2  # brightness is rounded so that equal-looking requests share a file
-_OBJECTS_PER_FOLDER = 4096
+CURRENT_LINK = "current"  # <cache>/current -> the folder of the survey and renderer served
 _PRUNE_TO = 0.8  # of the limit
 
 
@@ -82,6 +86,8 @@ class CutoutRenderer:
         self.cache_root = None if cache_dir is None else Path(cache_dir) / self._tag
         self._cache_folder = f"{self.cache_root}{os.sep}"
         self.cache_max_bytes = cache_max_bytes
+        if self.cache_root is not None:
+            self._point_current_link()
         self._written_bytes = 0
         self._prune_lock = threading.Lock()
         self._pruning = False
@@ -95,11 +101,30 @@ class CutoutRenderer:
         """A strong validator of the PNG's bytes (without rendering it)."""
         return hashlib.sha256(f"{self._tag}/{cutout.name}".encode()).hexdigest()[:32]
 
+    def _point_current_link(self) -> None:
+        """Make ``<cache>/current`` name this renderer's folder (atomically: a front server
+        reading through it sees the old folder or the new one)."""
+        assert self.cache_root is not None
+        link = self.cache_root.parent / CURRENT_LINK
+        try:
+            if os.readlink(link) == self._tag:
+                return
+        except OSError:  # no link yet (or not a link: replaced below)
+            pass
+        tmp = link.with_name(f".{CURRENT_LINK}.{os.getpid()}.{threading.get_ident()}")
+        try:
+            self.cache_root.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(self._tag, tmp)
+            os.replace(tmp, link)
+        except OSError as error:  # a read-only disk: the app still works, a front server misses
+            log.warning("cutout cache: cannot point %s at %s: %s", link, self._tag, error)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
     def _file_name(self, cutout: Cutout) -> str:
         # a plain string: pathlib's joins cost more than the read of a cached file
         assert self.cache_root is not None
-        return (f"{self._cache_folder}{cutout.object_id // _OBJECTS_PER_FOLDER:06d}"
-                f"{os.sep}{cutout.name}.png")
+        return f"{self._cache_folder}{str(cutout.object_id)[-3:]}{os.sep}{cutout.name}.png"
 
     def png(self, cutout: Cutout) -> tuple[bytes, bool]:
         """The PNG bytes of ``cutout`` and whether they came from the disk cache."""
@@ -130,6 +155,7 @@ class CutoutRenderer:
                 _write(tmp, data)
             except FileNotFoundError:  # the folder's first file, or the cache was deleted
                 os.makedirs(folder, exist_ok=True)
+                self._point_current_link()
                 _write(tmp, data)
             os.replace(tmp, path)  # atomic: readers see the whole file or none
         except OSError as error:  # a full or read-only disk costs speed, not the request

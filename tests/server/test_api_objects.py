@@ -166,6 +166,29 @@ def test_prune_keeps_the_cache_under_its_limit_newest_first(survey_path, survey_
     assert renderer.png(renderer.cutout(n_objects - 1, 64))[1] is True
 
 
+def test_the_cache_is_sharded_by_the_ids_last_digits_and_current_names_it(survey_path, tmp_path):
+    """The layout a front server reads (server/front.py): <cache>/current/<last three digits of
+    the id>/<id>_<size>_<brightness>.png, ``current`` pointing at the survey's folder, and put
+    back when the cache was deleted meanwhile."""
+    import shutil
+
+    with Survey(survey_path) as survey:
+        renderer = CutoutRenderer(survey, tmp_path / "cache", cache_max_bytes=10**9)
+        current = tmp_path / "cache" / "current"
+        assert current.is_symlink() and current.resolve() == renderer.cache_root
+        data, _ = renderer.png(renderer.cutout(7, 16, 1.5))
+        assert (current / "7" / "7_16_1.50.png").read_bytes() == data
+        assert renderer._file_name(renderer.cutout(12345, 16)).endswith("/345/12345_16_1.00.png")
+        shutil.rmtree(tmp_path / "cache")
+        again, from_cache = renderer.png(renderer.cutout(7, 16, 1.5))
+        assert not from_cache and again == data
+        assert (current / "7" / "7_16_1.50.png").read_bytes() == data
+        other = CutoutRenderer(survey, tmp_path / "cache", cache_max_bytes=10**9)
+        other._tag = "v0-another"  # another survey or renderer takes the link over
+        other._point_current_link()
+        assert os.readlink(current) == "v0-another"
+
+
 def test_object_detail(alice, app):
     bundle = sources(app).bundle
     response = alice.get("/api/objects/9?neighbours=5")
