@@ -15,6 +15,8 @@ NODE_STAMP := node_modules/.package-lock.json
 APP_INDEX := server/static/app/index.html
 APP_SOURCES := $(shell find frontend -type f -not -path '*/node_modules/*') vite.config.ts package.json package-lock.json
 CHROMIUM := /usr/bin/chromium
+# nginx in front of gunicorn in production (server/front.py); its tests run a real one
+NGINX := /usr/sbin/nginx
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: help install app demo test lint bench clean check-reliability
@@ -48,10 +50,13 @@ app: $(APP_INDEX)
 $(CHROMIUM):
 	$(SUDO) apt-get install -y chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 
+$(NGINX):
+	$(SUDO) apt-get install -y --no-install-recommends nginx || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends nginx; }
+
 demo: install app
 	$(VENV)/bin/galsearch demo $(if $(filter 1,$(TRAIN)),--train,)
 
-test: install app $(CHROMIUM)
+test: install app $(CHROMIUM) $(NGINX)
 	npm run check
 	npm test
 	$(PY) -m pytest
@@ -59,7 +64,7 @@ test: install app $(CHROMIUM)
 lint: install
 	$(VENV)/bin/ruff check .
 
-bench: install
+bench: install $(NGINX)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
 
 # Everything of issue 9 at full length: schemathesis with 100 examples per operation plus its
@@ -70,7 +75,7 @@ RELIABILITY_TESTS := tests/server/test_faults.py tests/server/test_probe_faults.
 	tests/server/test_bad_input.py tests/server/test_api_seeds.py tests/server/test_exports.py \
 	tests/server/test_errors.py tests/server/test_gunicorn.py tests/ml/ingest \
 	tests/ml/test_survey.py tests/ml/index/test_bundle.py
-check-reliability: install app $(CHROMIUM)
+check-reliability: install app $(CHROMIUM) $(NGINX)
 	@rm -f benchmarks/results/fuzz.json
 	GALSEARCH_FUZZ_EXAMPLES=100 GALSEARCH_FUZZ_REPORT=benchmarks/results/fuzz.json \
 		$(PY) -m pytest -q tests/server/test_api_fuzz.py -p no:cacheprovider

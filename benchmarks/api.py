@@ -250,6 +250,9 @@ def main() -> None:
     parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--workers", type=int, help="GALSEARCH_WORKERS (default: the config's)")
     parser.add_argument("--threads", type=int, help="GALSEARCH_THREADS (default: the config's)")
+    parser.add_argument("--front", choices=("nginx", "none"), default="nginx",
+                        help="nginx in front of gunicorn, as in production (server/front.py: "
+                             "it sends cached cutouts itself), or clients straight to gunicorn")
     args = parser.parse_args()
     base = 1024
     warmup_s = 3.0
@@ -262,17 +265,19 @@ def main() -> None:
     started = time.perf_counter()
     survey, bundle = survey_and_bundle(args.n, dim=args.dim, base=base)
     uptime_before, load_before = uptime(), load_average()
-    print(f"-- {args.database}, N = {args.n:,}, {args.clients} clients ({uptime_before})",
-          flush=True)
+    front = None if args.front == "none" else args.front
+    print(f"-- {args.database}, N = {args.n:,}, {args.clients} clients, front: {args.front} "
+          f"({uptime_before})", flush=True)
     with served(args.database, survey, bundle, args.clients, args.per_campaign, args.n,
-                args.workers, args.threads) as setup:
+                args.workers, args.threads, front=front) as setup:
         phases, extra = asyncio.run(measure(
             setup.server.url, setup.people, args.n, concurrencies, seconds,
             args.max_requests, warmup_s, CpuMeter(setup.server)))
     print_table(phases)
     results = {
         "benchmark": "api", "quick": args.quick,
-        "parameters": {"database": args.database, "n_objects": args.n, "dim": args.dim,
+        "parameters": {"database": args.database, "front": args.front,
+                       "n_objects": args.n, "dim": args.dim,
                        "distinct_cutouts": base, "clients": args.clients,
                        "per_campaign": args.per_campaign, "page_size": PAGE_SIZE,
                        "page_depth": PAGE_DEPTH, "seconds": seconds,

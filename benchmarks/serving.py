@@ -148,7 +148,7 @@ def make_people(app, count: int, per_campaign: int, n_objects: int, seeds: int =
 class Served:
     """What :func:`served` set up."""
 
-    server: Gunicorn
+    server: Gunicorn | Fronted
     app: Any  # the setup app, on the same database (reads what the server stored)
     people: list[tuple[str, int]]  # (username, campaign id)
     database: str  # postgresql or sqlite
@@ -158,9 +158,11 @@ class Served:
 @contextlib.contextmanager
 def served(database: str, survey: Path, bundle: Path, people: int, per_campaign: int,
            n_objects: int, workers: int | None = None,
-           threads: int | None = None) -> Iterator[Served]:
+           threads: int | None = None, front: str | None = None) -> Iterator[Served]:
     """A scratch database with ``people`` users in campaigns, and gunicorn serving ``bundle``
-    and ``survey`` over it (everything removed afterwards)."""
+    and ``survey`` over it (everything removed afterwards). ``front="nginx"``: behind nginx,
+    configured by ``server.front`` as ``galsearch nginx-config`` would (the production set-up:
+    cached cutouts sent by nginx); ``Served.server`` is then both."""
     with tempfile.TemporaryDirectory(prefix="galsearch-bench-") as tmp, \
             scratch_database(database, Path(tmp)) as url:
         instance = Path(tmp)
@@ -172,16 +174,45 @@ def served(database: str, survey: Path, bundle: Path, people: int, per_campaign:
             env["GALSEARCH_WORKERS"] = str(workers)
         if threads:
             env["GALSEARCH_THREADS"] = str(threads)
+        if front is not None:
+            env["GALSEARCH_PROXY_COUNT"] = "1"
         try:
-            with Gunicorn(url, instance, env) as server:
+            with Gunicorn(url, instance, env) as server, \
+                    _front(front, app, server, instance) as outside:
                 try:
-                    yield Served(server, app, made, database, instance)
+                    yield Served(outside, app, made, database, instance)
                 except BaseException:
                     print(f"gunicorn's log ends:\n{server.log_path.read_text()[-3000:]}",
                           file=sys.stderr)
                     raise
         finally:
             dispose(app)
+
+
+@contextlib.contextmanager
+def _front(front: str | None, app: Any, server: Gunicorn, instance: Path) -> Iterator[Any]:
+    if front is None:
+        yield server
+        return
+    if front != "nginx":
+        raise ValueError(f"front {front!r}: only nginx is known")
+    from server.front import Nginx, front_settings
+
+    settings = front_settings(app, f"127.0.0.1:{free_port()}", f"127.0.0.1:{server.port}")
+    with Nginx(settings, instance / "nginx") as nginx:
+        yield Fronted(server, nginx)
+
+
+class Fronted:
+    """gunicorn behind nginx, seen as one server: nginx's URL, both one's CPU time."""
+
+    def __init__(self, gunicorn: Gunicorn, nginx: Any) -> None:
+        self.gunicorn, self.nginx = gunicorn, nginx
+        self.url = nginx.url
+        self.log_path = gunicorn.log_path
+
+    def cpu_seconds(self) -> float:
+        return self.gunicorn.cpu_seconds() + sum(map(process_cpu_seconds, self.nginx.pids()))
 
 
 class Gunicorn:
@@ -338,7 +369,7 @@ class CpuMeter:
     PostgreSQL, this process (the load generator), and everything else (on the shared machine:
     other people's jobs), each as a share of all cores; and the load average at both ends."""
 
-    def __init__(self, server: Gunicorn) -> None:
+    def __init__(self, server: Gunicorn | Fronted) -> None:
         self.server = server
 
     def start(self) -> None:

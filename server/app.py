@@ -21,6 +21,7 @@ import server.models  # noqa: F401  (every table on the metadata before the engi
 from server import spa
 from server.api import register_blueprints
 from server.auth.identity import SECURITY_SCHEMES, SessionCookies, load_identity
+from server.auth.image_pass import register_image_pass
 from server.config import load_config
 from server.database import configure_engine
 from server.db_upgrade import upgrade_database
@@ -101,6 +102,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     register_error_handlers(app)
     register_security_headers(app)
     app.session_interface = SessionCookies()
+    register_image_pass(app)
     app.before_request(load_identity)
     register_input_checks(app)  # after who is calling: 401 before 422
     register_blueprints(app)

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "index": "ml.index.cli:index",
     "pipeline": "ml.pipeline.cli:pipeline",
     "serve": "server.commands:serve",
+    "nginx-config": "server.commands:nginx_config",
     "create-user": "server.commands:create_user",
     "db": "server.commands:db",
     "worker": "server.jobs.cli:worker",

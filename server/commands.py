@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import click
 from flask.cli import ScriptInfo
@@ -41,6 +43,55 @@ def serve(host: str, port: int, debug: bool) -> None:
         hide_password=True)
     click.echo(f"galsearch on http://{host}:{port}/ (database: {database})", err=True)
     app.run(host=host, port=port, debug=debug, use_reloader=debug, threaded=True)
+
+
+@click.command("nginx-config")
+@click.option("--listen", default="127.0.0.1:8080", show_default=True,
+              help="nginx's address (host:port)")
+@click.option("--app", "app_address", default=None,
+              help="gunicorn's address  [default: GALSEARCH_BIND or 127.0.0.1:8000]")
+@click.option("--standalone", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="write a whole nginx.conf into this folder, with nginx's pid, logs and "
+                   "temporary files there too (run: nginx -c DIR/nginx.conf -p DIR)")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write the configuration here  [default: standard output]")
+def nginx_config(listen: str, app_address: str | None, standalone: Path | None,
+                 out: Path | None) -> None:
+    """Write nginx's configuration for this app: cached cutouts sent by nginx, the rest proxied.
+
+    Reads the same environment as the app (SECRET_KEY, GALSEARCH_SURVEY, GALSEARCH_INSTANCE).
+    The file holds a key derived from SECRET_KEY, so it is written readable by its owner only.
+    Run gunicorn with GALSEARCH_PROXY_COUNT=1 behind it.
+    """
+    from server.front import front_settings, nginx_site, nginx_standalone
+
+    app = _app()
+    address = app_address or os.environ.get("GALSEARCH_BIND", "127.0.0.1:8000")
+    try:
+        settings = front_settings(app, listen, address)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    if standalone is not None:
+        standalone.mkdir(parents=True, exist_ok=True)
+        text = nginx_standalone(settings, standalone)
+        out = out or standalone / "nginx.conf"
+    else:
+        text = nginx_site(settings)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        tmp = out.with_name(f".{out.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, out)
+        click.echo(f"wrote {out}", err=True)
+    if not app.config["PROXY_COUNT"]:
+        click.echo("note: run gunicorn with GALSEARCH_PROXY_COUNT=1 so that the app sees the "
+                   "clients' addresses (the sign-in limits count per address)", err=True)
+    if not app.config["IMAGE_PASS_LIFETIME_S"]:
+        click.echo("note: GALSEARCH_IMAGE_PASS_S=0: no image passes are issued, so every "
+                   "cutout goes through the app", err=True)
 
 
 @click.command("create-user")

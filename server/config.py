@@ -19,6 +19,7 @@
 | ``GALSEARCH_SIGN_IN_ACCOUNT_LIMIT`` | failed sign-ins to one account within the window before 429 (0: no limit) | 10 |
 | ``GALSEARCH_SIGN_IN_IP_LIMIT`` | failed sign-ins from one client address within the window before 429 (0: no limit) | 50 |
 | ``GALSEARCH_SIGN_IN_WINDOW_S`` | the window of those counts, seconds | 900 |
+| ``GALSEARCH_IMAGE_PASS_S`` | lifetime of the image pass, the cookie with which nginx sends cached cutouts itself (``server.auth.image_pass``; 0: none) | 600 |
 | ``GALSEARCH_PROXY_COUNT`` | reverse proxies in front of the app whose ``X-Forwarded-For`` / ``-Proto`` are trusted | 0 |
 
 The instance folder holds what belongs to one installation and is never committed.
@@ -40,6 +41,7 @@ SECRET_KEY_FILE = "secret_key"
 DEFAULT_DATABASE_FILE = "galsearch.db"
 SESSION_LIFETIME = timedelta(days=14)
 SESSION_COOKIE_NAME = "galsearch_session"
+IMAGE_PASS_LIFETIME_S = 600  # seconds (server.auth.image_pass)
 
 
 class ConfigError(RuntimeError):
@@ -168,6 +170,8 @@ def load_config(instance_path: Path, env: Mapping[str, str] | None = None,
         "SIGN_IN_IP_LIMIT": int(_number(env, "GALSEARCH_SIGN_IN_IP_LIMIT", 50, 0)),
         "SIGN_IN_WINDOW_S": _number(env, "GALSEARCH_SIGN_IN_WINDOW_S", 900, 1),
         "PROXY_COUNT": int(_number(env, "GALSEARCH_PROXY_COUNT", 0, 0)),
+        "IMAGE_PASS_LIFETIME_S": int(_number(env, "GALSEARCH_IMAGE_PASS_S",
+                                             IMAGE_PASS_LIFETIME_S, 0)),
         "SESSION_COOKIE_NAME": SESSION_COOKIE_NAME,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from server.auth import identity
 from server.auth.identity import CSRF_HEADER
+from server.auth.image_pass import IMAGE_PASS_COOKIE, image_pass_expires, make_image_pass
 
 
 def sign_in(client, username: str, password: str):
     return client.post("/api/session", json={"username": username, "password": password})
+
+
+def set_cookie(response, name: str) -> str | None:
+    """The Set-Cookie header of cookie ``name`` (None: not set)."""
+    return next((c for c in response.headers.getlist("Set-Cookie")
+                 if c.startswith(f"{name}=")), None)
 
 
 def test_sign_in_sets_a_safe_cookie_and_returns_the_csrf_token(people, client):
@@ -20,8 +28,8 @@ def test_sign_in_sets_a_safe_cookie_and_returns_the_csrf_token(people, client):
     assert body["user"]["username"] == "alice"
     assert body["auth"] == "session"
     assert len(body["csrf_token"]) >= 32
-    cookie = response.headers["Set-Cookie"]
-    assert cookie.startswith("galsearch_session=")
+    cookie = set_cookie(response, "galsearch_session")
+    assert cookie is not None
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert client.get("/api/session").json["csrf_token"] == body["csrf_token"]
 
@@ -32,19 +40,54 @@ def test_the_cookie_is_re_sent_only_when_the_session_changed_or_is_old(people, c
     alone, one older than SESSION_REFRESH_AFTER comes back re-signed (a new expiry), and a
     tampered one is a new, signed-out session."""
     people.user("alice")
-    first = sign_in(client, "alice", "alice-password").headers["Set-Cookie"]
+    first = set_cookie(sign_in(client, "alice", "alice-password"), "galsearch_session")
     read = client.get("/api/session")
     assert read.json["user"]["username"] == "alice" and "Set-Cookie" not in read.headers
     monkeypatch.setattr(identity, "SESSION_REFRESH_AFTER", timedelta(0))
     refreshed = client.get("/api/session")
     assert refreshed.json["user"]["username"] == "alice"
-    cookie = refreshed.headers["Set-Cookie"]
-    assert cookie.startswith("galsearch_session=") and "HttpOnly" in cookie
-    assert "Expires=" in cookie and first.startswith("galsearch_session=")
+    cookie = set_cookie(refreshed, "galsearch_session")
+    assert cookie is not None and "HttpOnly" in cookie
+    assert "Expires=" in cookie and first is not None
     assert client.get("/api/session").json["user"]["username"] == "alice"
     value = cookie.split(";")[0].partition("=")[2]
     client.set_cookie("galsearch_session", value[:-2] + ("AA" if value[-2:] != "AA" else "BB"))
     assert client.get("/api/session").status_code == 401
+
+
+def test_the_image_pass_is_renewed_at_half_life_and_deleted_on_sign_out(people, client, app):
+    """The cookie with which nginx sends cached cutouts (server.auth.image_pass): set at sign-in,
+    left alone while more than half its life is left, renewed after, never set on an image
+    response (48 to a page), and deleted when signing out."""
+    user_id = people.user("alice")
+    key, lifetime = app.config["IMAGE_PASS_KEY"], app.config["IMAGE_PASS_LIFETIME_S"]
+    signed_in = sign_in(client, "alice", "alice-password")
+    issued = set_cookie(signed_in, IMAGE_PASS_COOKIE)
+    assert issued is not None and "HttpOnly" in issued and "SameSite=Lax" in issued
+    value = client.get_cookie(IMAGE_PASS_COOKIE).value
+    assert abs(image_pass_expires(value, user_id, key) - (time.time() + lifetime)) < 5
+    assert set_cookie(client.get("/api/session"), IMAGE_PASS_COOKIE) is None  # still fresh
+    old = make_image_pass(user_id, int(time.time() + lifetime / 2 - 5), key)
+    client.set_cookie(IMAGE_PASS_COOKIE, old)
+    assert set_cookie(client.get("/api/objects/3/cutout.png"), IMAGE_PASS_COOKIE) is None
+    renewed = client.get("/api/session")
+    assert set_cookie(renewed, IMAGE_PASS_COOKIE) is not None
+    assert image_pass_expires(client.get_cookie(IMAGE_PASS_COOKIE).value, user_id, key) \
+        > time.time() + lifetime - 5
+    client.set_cookie(IMAGE_PASS_COOKIE, make_image_pass(user_id + 1, int(time.time()) + 60,
+                                                         key))  # someone else's: replaced
+    replaced = client.get("/api/session")
+    assert image_pass_expires(client.get_cookie(IMAGE_PASS_COOKIE).value, user_id, key)
+    assert replaced.status_code == 200
+    headers = {CSRF_HEADER: signed_in.json["csrf_token"]}
+    assert client.delete("/api/session", headers=headers).status_code == 204
+    assert client.get_cookie(IMAGE_PASS_COOKIE) is None
+
+
+def test_token_callers_get_no_image_pass(people):
+    token = people.bearer("alice")
+    response = token.get("/api/session")
+    assert response.status_code == 200 and set_cookie(response, IMAGE_PASS_COOKIE) is None
 
 
 def test_usernames_are_case_insensitive(people, client):

@@ -105,3 +105,40 @@ def test_serve_renders_cutouts_on_one_torch_thread(run, monkeypatch):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
+
+
+def test_nginx_config_needs_a_survey(run):
+    result = run("nginx-config")
+    assert result.exit_code == 1 and "GALSEARCH_SURVEY" in result.output
+
+
+def test_nginx_config_writes_a_private_file_that_nginx_accepts(run, monkeypatch, tmp_path,
+                                                               survey_path):
+    import os
+    import shutil
+    import subprocess
+
+    from server.auth.image_pass import image_pass_key
+    from server.front import NGINX
+
+    monkeypatch.setenv("GALSEARCH_SURVEY", str(survey_path))
+    site = tmp_path / "galsearch.conf"
+    result = run("nginx-config", "--listen", "127.0.0.1:8081", "--out", str(site))
+    assert result.exit_code == 0, result.output
+    assert "GALSEARCH_PROXY_COUNT=1" in result.output  # the note for gunicorn
+    text = site.read_text()
+    assert os.stat(site).st_mode & 0o777 == 0o600  # it holds the pass key
+    assert f'$galsearch_pass_user {image_pass_key("test")}";' in text  # derived, not SECRET_KEY
+    assert "listen 127.0.0.1:8081;" in text and "server 127.0.0.1:8000;" in text
+    assert f"root \"{tmp_path / 'cutouts' / 'current'}\"" in text
+    standalone = tmp_path / "front"
+    result = run("nginx-config", "--standalone", str(standalone), "--app", "127.0.0.1:9000")
+    assert result.exit_code == 0, result.output
+    conf = standalone / "nginx.conf"
+    assert "server 127.0.0.1:9000;" in conf.read_text()
+    if shutil.which(NGINX) or os.path.exists(NGINX):
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (standalone / "tmp" / kind).mkdir(parents=True)
+        checked = subprocess.run([NGINX, "-t", "-c", str(conf), "-p", str(standalone)],
+                                 capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stderr

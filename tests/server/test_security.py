@@ -100,8 +100,12 @@ def test_hsts_only_when_the_cookie_is_https_only(make_app):
 def test_session_cookie_is_httponly_samesite_and_secure_when_configured(people, make_app):
     app = make_app(SESSION_COOKIE_SECURE=True)
     add_alice(app)
-    cookie = sign_in(app.test_client(), "alice", "alice-password").headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
+    cookies = sign_in(app.test_client(), "alice", "alice-password").headers.getlist("Set-Cookie")
+    # the session cookie and the image pass (server.auth.image_pass)
+    assert sorted(c.partition("=")[0] for c in cookies) == ["galsearch_images",
+                                                            "galsearch_session"]
+    for cookie in cookies:
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
 
 
 def test_passwords_are_hashed_with_argon2id(app):
