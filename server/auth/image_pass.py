@@ -72,9 +72,11 @@ def renew_image_pass(response: Response) -> Response:
         return response
     lifetime = current_app.config["IMAGE_PASS_LIFETIME_S"]
     sent = request.cookies.get(IMAGE_PASS_COOKIE)
-    user = g.get("user")
-    signed_in = (lifetime > 0 and user is not None and g.get("auth") == "session"
-                 and session.get("uid") == user.id)
+    # load_identity checked the session's user id against the database; reading g.user.id
+    # instead would reload the user after a commit (an expired ORM object): a query per write
+    user_id = session.get("uid")
+    signed_in = (lifetime > 0 and g.get("user") is not None and g.get("auth") == "session"
+                 and isinstance(user_id, int))
     if not signed_in:
         if sent is not None and g.get("auth") != "token":  # signed out, or not valid
             response.delete_cookie(IMAGE_PASS_COOKIE, path="/",
@@ -83,11 +85,11 @@ def renew_image_pass(response: Response) -> Response:
         return response
     key = current_app.config["IMAGE_PASS_KEY"]
     now = int(time.time())
-    expires = image_pass_expires(sent, user.id, key)
+    expires = image_pass_expires(sent, user_id, key)
     if expires is not None and expires - now > lifetime / 2:
         return response
     expires = now + lifetime
-    response.set_cookie(IMAGE_PASS_COOKIE, make_image_pass(user.id, expires, key),
+    response.set_cookie(IMAGE_PASS_COOKIE, make_image_pass(user_id, expires, key),
                         max_age=lifetime, path="/", httponly=True, samesite="Lax",
                         secure=current_app.config["SESSION_COOKIE_SECURE"])
     return response

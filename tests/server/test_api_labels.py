@@ -204,6 +204,25 @@ def _on_labels(statement: str) -> bool:
     return re.search(r"\b(FROM|INTO|UPDATE) (LABELS|LABEL_HISTORY)\b", statement) is not None
 
 
+def test_a_label_write_reads_the_user_once(labeling, app):
+    """Who is calling is read once per request (load_identity, with the membership): nothing
+    after the commit reloads the user (the image pass's hook once did, a query per write)."""
+    alice, _, url = labeling
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()).upper())
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert alice.put(f"{url}/6", json={"value": "accept"}).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len([s for s in statements if "FROM USERS" in s]) == 1, statements
+
+
 def test_a_first_label_takes_the_fast_path_and_a_rewrite_the_locking_one(labeling, app):
     """A new label is one INSERT ... ON CONFLICT DO NOTHING and its history row (no locking
     SELECT; on PostgreSQL one statement); an existing one is read FOR UPDATE and changed. Both store the same things."""
