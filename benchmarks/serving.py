@@ -174,8 +174,8 @@ def served(database: str, survey: Path, bundle: Path, people: int, per_campaign:
             env["GALSEARCH_WORKERS"] = str(workers)
         if threads:
             env["GALSEARCH_THREADS"] = str(threads)
-        if front is not None:
-            env["GALSEARCH_PROXY_COUNT"] = "1"
+        if front is not None:  # as server/front.py advises: nginx logs every request
+            env |= {"GALSEARCH_PROXY_COUNT": "1", "GALSEARCH_ACCESS_LOG": "off"}
         try:
             with Gunicorn(url, instance, env) as server, \
                     _front(front, app, server, instance) as outside:

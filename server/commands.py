@@ -61,7 +61,7 @@ def nginx_config(listen: str, app_address: str | None, standalone: Path | None,
 
     Reads the same environment as the app (SECRET_KEY, GALSEARCH_SURVEY, GALSEARCH_INSTANCE).
     The file holds a key derived from SECRET_KEY, so it is written readable by its owner only.
-    Run gunicorn with GALSEARCH_PROXY_COUNT=1 behind it.
+    Run gunicorn behind it with GALSEARCH_PROXY_COUNT=1 and GALSEARCH_ACCESS_LOG=off.
     """
     from server.front import front_settings, nginx_site, nginx_standalone
 
@@ -88,7 +88,8 @@ def nginx_config(listen: str, app_address: str | None, standalone: Path | None,
         click.echo(f"wrote {out}", err=True)
     if not app.config["PROXY_COUNT"]:
         click.echo("note: run gunicorn with GALSEARCH_PROXY_COUNT=1 so that the app sees the "
-                   "clients' addresses (the sign-in limits count per address)", err=True)
+                   "clients' addresses (the sign-in limits count per address), and with "
+                   "GALSEARCH_ACCESS_LOG=off: nginx logs every request", err=True)
     if not app.config["IMAGE_PASS_LIFETIME_S"]:
         click.echo("note: GALSEARCH_IMAGE_PASS_S=0: no image passes are issued, so every "
                    "cutout goes through the app", err=True)

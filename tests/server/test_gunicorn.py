@@ -67,3 +67,19 @@ def test_gunicorn_serves_concurrent_labelers(served, tmp_path):
         db.session.remove()
         db.engine.dispose()
     assert "Booting worker" in (tmp_path / "gunicorn.log").read_text()
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, "-"), ("off", None), ("", None),
+                                                 ("/var/log/galsearch.log",
+                                                  "/var/log/galsearch.log")])
+def test_the_access_log_can_be_left_to_nginx(monkeypatch, value, expected):
+    import importlib
+
+    import server.gunicorn_conf as conf
+
+    if value is None:
+        monkeypatch.delenv("GALSEARCH_ACCESS_LOG", raising=False)
+    else:
+        monkeypatch.setenv("GALSEARCH_ACCESS_LOG", value)
+    monkeypatch.setenv("GALSEARCH_ENV", "production")
+    assert importlib.reload(conf).accesslog == expected
