@@ -1,9 +1,9 @@
 """API latency: a 48-candidate page, a label write and a cutout (rendered, and from the disk
 cache) through gunicorn + PostgreSQL, one kind of request at a time, 20 clients at once.
 
-The server is the production one (``server.gunicorn_conf``: preloaded app, cores + 1 gthread
-workers of 8 threads) on a scratch PostgreSQL database, serving a synthetic survey and search
-bundle of 1,000,000 objects (``benchmarks/http_data.py``: the search benchmark's representation
+The server is the production one (``server.gunicorn_conf``: preloaded app, 2 x cores + 1
+gthread workers of 4 threads, behind nginx) on a scratch PostgreSQL database, serving a
+synthetic survey and search bundle of 1,000,000 objects (``benchmarks/http_data.py``: the search benchmark's representation
 mixture, d = 128, HNSW index; 152-px g, r, z cutouts). Each client is a signed-in person
 (session cookie, CSRF header; ``benchmarks/serving.py``), 10 per campaign with two object seeds.
 
@@ -27,8 +27,10 @@ rendering, not a cold disk read. Run::
     .venv/bin/python benchmarks/api.py --quick   # a 5,000-object bundle, about 30 s
     .venv/bin/python benchmarks/api.py           # 1,000,000 objects (built once: ~10 min)
 
-Writes ``benchmarks/results/api.json`` (``api_quick.json`` with ``--quick``) and prints a
-table. The load average and the other processes' CPU share are recorded per phase: on a shared
+By default the clients speak to nginx in front of gunicorn, as in production (``server/front.py``:
+nginx sends cached cutouts itself and proxies the rest); ``--front none`` sends them straight
+to gunicorn. Writes ``benchmarks/results/api.json`` (``api_direct.json`` with ``--front none``;
+``_quick`` with ``--quick``) and prints a table. The load average and the other processes' CPU share are recorded per phase: on a shared
 machine they say how much of the latency is queueing behind other work.
 """
 
@@ -293,7 +295,8 @@ def main() -> None:
         "notes": "shared 2-core machine: client, server, PostgreSQL and other people's jobs "
                  "share the cores (others_cpu_share, load averages per phase)",
     }
-    write_results("api", args.quick, results)
+    # api.json: the production set-up (nginx in front); api_direct.json: clients to gunicorn
+    write_results("api" if front else "api_direct", args.quick, results)
 
 
 if __name__ == "__main__":

@@ -271,13 +271,13 @@ def check_labels(app, record: Record) -> dict[str, Any]:
 # -- one step ----------------------------------------------------------------------------------
 def run_step(database: str, labelers: int, duration_s: float, survey: Path, bundle: Path,
              n_objects: int, per_campaign: int, workers: int | None,
-             threads: int | None, ramp_s: float) -> dict[str, Any]:
-    print(f"-- {database}: {labelers} labelers for {duration_s:.0f} s "
+             threads: int | None, ramp_s: float, front: str = "nginx") -> dict[str, Any]:
+    print(f"-- {database}: {labelers} labelers for {duration_s:.0f} s, front: {front} "
           f"(load average {load_average()})", flush=True)
     record = Record(on_wire=True)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     with served(database, survey, bundle, labelers, per_campaign, n_objects, workers,
-                threads) as setup:
+                threads, front=None if front == "none" else front) as setup:
         cost = asyncio.run(drive(setup, duration_s, record, ramp_s))
         check = check_labels(setup.app, record)
     latencies = record.summary()
@@ -287,7 +287,8 @@ def run_step(database: str, labelers: int, duration_s: float, survey: Path, bund
     steady = latencies.get("label_write" + AFTER + WIRE, percentiles([]))
     correct = (check["lost"] == 0 and check["wrong_value"] == 0 and check["duplicates"] == 0
                and check["history_mismatches"] == 0 and check["stored_never_sent"] == 0)
-    step = {"database": database, "labelers": labelers, "duration_s": duration_s,
+    step = {"database": database, "labelers": labelers, "front": front,
+            "duration_s": duration_s,
             "ramp_s": ramp_s, "started_utc": started,
             "latency": latencies, "errors": record.error_count,
             "error_examples": record.errors[:5], "check": check, **cost,
@@ -307,7 +308,7 @@ def run_step(database: str, labelers: int, duration_s: float, survey: Path, bund
 
 def print_table(steps: list[dict[str, Any]]) -> None:
     print()
-    print(f"{'database':<11}{'labelers':>9}{'writes/s':>9}{'write p50':>10}{'write p99':>10}"
+    print(f"{'database':<11}{'front':>6}{'labelers':>9}{'writes/s':>9}{'write p50':>10}{'write p99':>10}"
           f"{'(seen)':>8}{'steady':>8}{'page p99':>9}{'cutout p99':>11}{'errors':>7}"
           f"{'acked':>7}"
           f"{'stored':>7}{'lost':>5}{CPU_HEADER}  held")
@@ -318,7 +319,8 @@ def print_table(steps: list[dict[str, Any]]) -> None:
             value = lat.get(kind, {}).get(q)
             return "-" if value is None else f"{value:.0f}"
 
-        print(f"{s['database']:<11}{s['labelers']:>9}{s['label_writes_per_s']:>9}"
+        print(f"{s['database']:<11}{s.get('front', 'none'):>6}{s['labelers']:>9}"
+              f"{s['label_writes_per_s']:>9}"
               f"{p('label_write' + WIRE, 'p50_ms'):>10}{p('label_write' + WIRE, 'p99_ms'):>10}"
               f"{p('label_write', 'p99_ms'):>8}{p('label_write' + AFTER + WIRE, 'p99_ms'):>8}"
               f"{p('candidate_page' + WIRE, 'p99_ms'):>9}{p('cutout' + WIRE, 'p99_ms'):>11}"
@@ -335,10 +337,14 @@ def print_table(steps: list[dict[str, Any]]) -> None:
 def merged_steps(quick: bool, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``steps`` and those of the results file of other (database, labelers), in order."""
     path = results_path("load", quick)
-    done = {(s["database"], s["labelers"]) for s in steps}
+    def key(s: dict[str, Any]) -> tuple:
+        return s["database"], s.get("front", "none"), s["labelers"]
+
+    done = {key(s) for s in steps}
     old = json.loads(path.read_text())["steps"] if path.exists() else []
-    return sorted([s for s in old if (s["database"], s["labelers"]) not in done] + steps,
-                  key=lambda s: (s["database"] != "postgresql", s["labelers"]))
+    return sorted([s for s in old if key(s) not in done] + steps,
+                  key=lambda s: (s["database"] != "postgresql", s.get("front", "none"),
+                                 s["labelers"]))
 
 
 def main() -> None:
@@ -358,6 +364,9 @@ def main() -> None:
     parser.add_argument("--per-campaign", type=int, default=10, help="labelers per campaign")
     parser.add_argument("--workers", type=int, help="GALSEARCH_WORKERS (default: the config's)")
     parser.add_argument("--threads", type=int, help="GALSEARCH_THREADS (default: the config's)")
+    parser.add_argument("--front", choices=("nginx", "none"), default="nginx",
+                        help="nginx in front of gunicorn, as in production (it sends cached "
+                             "cutouts itself), or the labelers straight to gunicorn")
     parser.add_argument("--keep-going", action="store_true",
                         help="run every step, also after one that did not hold")
     parser.add_argument("--merge", action="store_true",
@@ -375,7 +384,8 @@ def main() -> None:
     def save(final: bool) -> list[dict[str, Any]]:
         """The results file, rewritten after every step (a stopped run keeps its steps)."""
         steps = merged_steps(args.quick, done) if args.merge else list(done)
-        held = [s["labelers"] for s in steps if s["database"] == "postgresql" and s["held"]]
+        held = [s["labelers"] for s in steps if s["database"] == "postgresql" and s["held"]
+                and s.get("front", "none") == args.front]
         write_results("load", args.quick, {
             "benchmark": "load", "quick": args.quick, "complete": final,
             "parameters": {"n_objects": args.n, "dim": args.dim, "distinct_cutouts": base,
@@ -386,6 +396,7 @@ def main() -> None:
                            "browser_connections": BROWSER_CONNECTIONS,
                            "workers": args.workers, "threads": args.threads,
                            "p99_target_ms": P99_TARGET_MS},
+            "front": args.front,
             "largest_held_postgresql": max(held) if held else None,
             "steps": steps, "machine": machine(),
             "nice": os.nice(0),  # of this process and of the server it started
@@ -399,18 +410,22 @@ def main() -> None:
     if not args.no_postgres:
         for count in (int(c) for c in args.steps.split(",")):
             done.append(run_step("postgresql", count, args.duration, survey, bundle, args.n,
-                                 args.per_campaign, args.workers, args.threads, args.ramp))
+                                 args.per_campaign, args.workers, args.threads, args.ramp,
+                                 args.front))
             save(final=False)
             if not done[-1]["held"] and not args.keep_going:
                 break
     if not args.no_sqlite:
         done.append(run_step("sqlite", args.sqlite_labelers, args.duration, survey, bundle,
-                             args.n, args.per_campaign, args.workers, args.threads, args.ramp))
+                             args.n, args.per_campaign, args.workers, args.threads, args.ramp,
+                             args.front))
     steps = save(final=True)
-    held = [s["labelers"] for s in steps if s["database"] == "postgresql" and s["held"]]
+    held = [s["labelers"] for s in steps if s["database"] == "postgresql" and s["held"]
+            and s.get("front", "none") == args.front]
     print_table(steps)
     print(f"largest number of labelers held on PostgreSQL (label-write p99 <= "
-          f"{P99_TARGET_MS:.0f} ms, no error, every acknowledged label stored once): "
+          f"{P99_TARGET_MS:.0f} ms, no error, every acknowledged label stored once; front "
+          f"{args.front}): "
           f"{max(held) if held else 'none'}")
 
 
