@@ -162,7 +162,12 @@ def served(database: str, survey: Path, bundle: Path, people: int, per_campaign:
     """A scratch database with ``people`` users in campaigns, and gunicorn serving ``bundle``
     and ``survey`` over it (everything removed afterwards). ``front="nginx"``: behind nginx,
     configured by ``server.front`` as ``galsearch nginx-config`` would (the production set-up:
-    cached cutouts sent by nginx); ``Served.server`` is then both."""
+    cached cutouts sent by nginx); ``Served.server`` is then both.
+
+    SIGTERM (``kill``, ``pkill``) ends the benchmark as Ctrl-C does, through the clean-up below:
+    Python's default would leave the servers running and the scratch database behind."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with tempfile.TemporaryDirectory(prefix="galsearch-bench-") as tmp, \
             scratch_database(database, Path(tmp)) as url:
         instance = Path(tmp)
@@ -187,6 +192,10 @@ def served(database: str, survey: Path, bundle: Path, people: int, per_campaign:
                     raise
         finally:
             dispose(app)
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 @contextlib.contextmanager
