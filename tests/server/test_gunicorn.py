@@ -75,11 +75,13 @@ def test_gunicorn_serves_concurrent_labelers(served, tmp_path):
 def test_the_access_log_can_be_left_to_nginx(monkeypatch, value, expected):
     import importlib
 
-    import server.gunicorn_conf as conf
-
+    # first: importing the configuration sets GALSEARCH_ENV when it is unset, which would
+    # outlive this test (monkeypatch restores what it set itself)
+    monkeypatch.setenv("GALSEARCH_ENV", "production")
     if value is None:
         monkeypatch.delenv("GALSEARCH_ACCESS_LOG", raising=False)
     else:
         monkeypatch.setenv("GALSEARCH_ACCESS_LOG", value)
-    monkeypatch.setenv("GALSEARCH_ENV", "production")
+    import server.gunicorn_conf as conf
+
     assert importlib.reload(conf).accesslog == expected
