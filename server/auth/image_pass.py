@@ -13,12 +13,17 @@ The key is derived from ``SECRET_KEY`` (HMAC-SHA256), so nginx's configuration n
 secret that signs sessions. A request without a valid pass, or for a cutout not rendered yet,
 goes to the app, which answers exactly as without nginx (the session decides).
 
-The pass lasts ``GALSEARCH_IMAGE_PASS_S`` seconds (:data:`server.config.IMAGE_PASS_LIFETIME_S` by default) and is renewed, on any API response to a
-signed-in cookie session but an image, once half of that has passed; signing out deletes it.
+The pass lasts ``GALSEARCH_IMAGE_PASS_S`` seconds (600 by default:
+:data:`server.config.IMAGE_PASS_LIFETIME_S`) and is renewed, on any API response to a signed-in
+cookie session but an image, once half of that has passed; signing out deletes it.
 So a session that was ended elsewhere (deactivation, a new password, "sign out everywhere")
 may still fetch *cached* images through nginx for at most that long. Every other request, and
 every image behind the app, is checked as before. Every signed-in user may see every cutout, so
 the pass names the user only for the audit trail of nginx's access log.
+
+MD5 is what ``secure_link`` offers. Here the secret comes last (no length extension) and every
+signed string is chosen by the server, so a forger would need a second preimage, not a
+collision; and a forged pass would show only cutouts that every signed-in user may see.
 """
 
 from __future__ import annotations
