@@ -118,6 +118,33 @@ def test_time_budget_stops_with_a_usable_release(tiny_config):
     assert encoder.dims == {"prehead": 64, "head": 128}
 
 
+def test_the_schedule_is_fitted_to_the_budget_twice(tiny_config, monkeypatch):
+    """First from ten steps after start-up, then again a quarter into the budget from the speed
+    since (up to the configured length): the first fit alone misjudged steady runs."""
+    from ml.train import loop
+
+    monkeypatch.setattr(loop, "BUDGET_RESERVE_S", 0.5)
+    result = train(tiny_config(max_steps=100_000, max_minutes=0.05))  # 3 s
+    events = [json.loads(line) for line in
+              Path(result.out_dir, "log.jsonl").read_text().splitlines()]
+    [first] = [e for e in events if e["event"] == "calibrate"]
+    [again] = [e for e in events if e["event"] == "refit"]
+    assert first["step"] == 21 and again["step"] >= first["step"] + 10
+    assert again["planned_steps"] == 100_000  # may lengthen the first fit, up to max_steps
+    assert again["step"] <= again["total_steps"] <= 100_000
+    end = events[-1]
+    assert end["event"] == "end" and end["total_steps"] == again["total_steps"]
+
+
+def test_a_fit_never_ends_before_the_current_step_nor_after_the_cap():
+    from ml.train.loop import BUDGET_RESERVE_S, CALIBRATION_MARGIN, _fit_steps
+
+    left = 60 * 10 - BUDGET_RESERVE_S - 100  # seconds of a 10-minute budget, 100 s in
+    assert _fit_steps(50, 10_000, 0.5, 100, 10) == 50 + int(CALIBRATION_MARGIN * left / 0.5)
+    assert _fit_steps(50, 300, 0.5, 100, 10) == 300
+    assert _fit_steps(50, 10_000, 0.5, 700, 10) == 50  # over budget already
+
+
 def test_missing_augment_stats_is_a_clear_error(tiny_config, tmp_path):
     survey = tmp_path / "no_stats"
     survey.mkdir()
