@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -199,6 +201,23 @@ def test_concurrent_writes_keep_one_label_and_a_consistent_history(people, app, 
         assert len(history) == 1
 
 
+@contextlib.contextmanager
+def sql_statements(app) -> Iterator[list[str]]:
+    """The SQL statements the app sends meanwhile (whitespace collapsed, upper case)."""
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()).upper())
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
 def _on_labels(statement: str) -> bool:
     """Whether a statement reads or writes the labels or label_history table."""
     return re.search(r"\b(FROM|INTO|UPDATE) (LABELS|LABEL_HISTORY)\b", statement) is not None
@@ -208,18 +227,8 @@ def test_a_label_write_reads_the_user_once(labeling, app):
     """Who is calling is read once per request (load_identity, with the membership): nothing
     after the commit reloads the user (the image pass's hook once did, a query per write)."""
     alice, _, url = labeling
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        statements.append(" ".join(statement.split()).upper())
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with sql_statements(app) as statements:
         assert alice.put(f"{url}/6", json={"value": "accept"}).status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert len([s for s in statements if "FROM USERS" in s]) == 1, statements
 
 
@@ -227,22 +236,12 @@ def test_a_first_label_takes_the_fast_path_and_a_rewrite_the_locking_one(labelin
     """A new label is one INSERT ... ON CONFLICT DO NOTHING and its history row (no locking
     SELECT; on PostgreSQL one statement); an existing one is read FOR UPDATE and changed. Both store the same things."""
     alice, _, url = labeling
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        statements.append(" ".join(statement.split()).upper())
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with sql_statements(app) as statements:
         assert alice.put(f"{url}/5", json={"value": "accept"}).json["changed"] is True
         first = [s for s in statements if _on_labels(s)]
         statements.clear()
         assert alice.put(f"{url}/5", json={"value": "reject"}).json["changed"] is True
         second = [s for s in statements if _on_labels(s)]
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         assert [s.split(" (")[0] for s in first] == ["INSERT INTO LABELS",
                                                       "INSERT INTO LABEL_HISTORY"]
