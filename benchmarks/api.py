@@ -3,8 +3,8 @@ cache) through gunicorn + PostgreSQL, one kind of request at a time, 20 clients 
 
 The server is the production one (``server.gunicorn_conf``: preloaded app, 2 x cores + 1
 gthread workers of 4 threads, behind nginx) on a scratch PostgreSQL database, serving a
-synthetic survey and search bundle of 1,000,000 objects (``benchmarks/http_data.py``: the search benchmark's representation
-mixture, d = 128, HNSW index; 152-px g, r, z cutouts). Each client is a signed-in person
+synthetic survey and search bundle of 1,000,000 objects (``benchmarks/http_data.py``: the
+search benchmark's representation mixture, d = 128, HNSW index; 152-px g, r, z cutouts). Each client is a signed-in person
 (session cookie, CSRF header; ``benchmarks/serving.py``), 10 per campaign with two object seeds.
 
 Phases, each a closed loop (every client sends its next request as soon as the last one is
@@ -27,11 +27,12 @@ rendering, not a cold disk read. Run::
     .venv/bin/python benchmarks/api.py --quick   # a 5,000-object bundle, about 30 s
     .venv/bin/python benchmarks/api.py           # 1,000,000 objects (built once: ~10 min)
 
-By default the clients speak to nginx in front of gunicorn, as in production (``server/front.py``:
-nginx sends cached cutouts itself and proxies the rest); ``--front none`` sends them straight
-to gunicorn. Writes ``benchmarks/results/api.json`` (``api_direct.json`` with ``--front none``;
-``_quick`` with ``--quick``) and prints a table. The load average and the other processes' CPU share are recorded per phase: on a shared
-machine they say how much of the latency is queueing behind other work.
+By default the clients speak to nginx in front of gunicorn, as in production
+(``server/front.py``: nginx sends cached cutouts itself and proxies the rest); ``--front none``
+sends them straight to gunicorn. Writes ``benchmarks/results/api.json`` (``api_direct.json``
+with ``--front none``; ``_quick`` with ``--quick``) and prints a table. The load average and
+the other processes' CPU share are recorded per phase: on a shared machine they say how much of
+the latency is queueing behind other work.
 """
 
 from __future__ import annotations

@@ -308,8 +308,8 @@ def run_step(database: str, labelers: int, duration_s: float, survey: Path, bund
 
 def print_table(steps: list[dict[str, Any]]) -> None:
     print()
-    print(f"{'database':<11}{'front':>6}{'labelers':>9}{'writes/s':>9}{'write p50':>10}{'write p99':>10}"
-          f"{'(seen)':>8}{'steady':>8}{'page p99':>9}{'cutout p99':>11}{'errors':>7}"
+    print(f"{'database':<11}{'front':>6}{'labelers':>9}{'writes/s':>9}{'write p50':>10}"
+          f"{'write p99':>10}{'(seen)':>8}{'steady':>8}{'page p99':>9}{'cutout p99':>11}{'errors':>7}"
           f"{'acked':>7}"
           f"{'stored':>7}{'lost':>5}{CPU_HEADER}  held")
     for s in steps:

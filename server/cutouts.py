@@ -31,6 +31,8 @@ from ml.survey import Survey
 
 log = logging.getLogger(__name__)
 
+# a cutout's bytes never change under its URL (RENDER_VERSION and the survey are in its ETag)
+CUTOUT_CACHE_CONTROL = "private, max-age=86400"
 RENDER_VERSION = 3  # raise when the rendering changes: old cache entries and ETags then lapse
 SIZE_MIN, SIZE_MAX = 16, 512  # pixels
 BRIGHTNESS_MIN, BRIGHTNESS_MAX = 0.05, 20.0

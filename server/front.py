@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import shutil
 import signal
 import socket
 import subprocess
@@ -40,11 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from server.auth.image_pass import IMAGE_PASS_COOKIE
-from server.cutouts import CURRENT_LINK
+from server.cutouts import CURRENT_LINK, CUTOUT_CACHE_CONTROL
 from server.security_headers import APP_CSP, COMMON_HEADERS, HSTS
 
 NGINX = "/usr/sbin/nginx"
-CUTOUT_CACHE_CONTROL = "private, max-age=86400"  # as server.api.objects sends
 CUTOUT_SOURCE_HEADER = "X-Cutout-Source"  # "cache" on the files nginx sent itself
 _BASE64URL_MD5 = "[A-Za-z0-9_-]{22}"
 _SIZE, _BRIGHTNESS = "size=[0-9]+", "brightness=[0-9.]+"
@@ -229,7 +227,7 @@ class Nginx:
 
     def __init__(self, settings: FrontSettings, prefix: Path,
                  ready_timeout_s: float = 20.0) -> None:
-        if shutil.which(NGINX) is None and not Path(NGINX).exists():
+        if not Path(NGINX).exists():
             raise FileNotFoundError(f"{NGINX} not found: install Debian's nginx package "
                                     "(apt-get install nginx)")
         self.settings = settings

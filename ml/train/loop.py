@@ -213,26 +213,23 @@ def _train(config: TrainConfig, info: distributed.DistInfo, resume: bool,
 
             if not calibrated and step - steps_at_calib_start == config.calibration_steps + 1:
                 t_calib = time.monotonic()  # the first step pays for start-up: time from here
+            fit = None  # (event, cap, seconds per step): fit the schedule to the budget now
             if not calibrated and step - steps_at_calib_start == 2 * config.calibration_steps + 1:
                 now = time.monotonic()
-                total_steps = _calibrate(config, info, step, total_steps,
-                                         (now - t_calib) / config.calibration_steps,
-                                         now - t_start, log)
-                warmup_steps = min(warmup_steps, total_steps)
+                fit = ("calibrate", total_steps, (now - t_calib) / config.calibration_steps)
                 calibrated = True
                 fitted_at = (step, now)
-                if bar is not None:
-                    bar.total = total_steps
-                    bar.refresh()
             elif (fitted_at is not None and step - fitted_at[0] >= config.calibration_steps
                   and distributed.broadcast_flag(
                       time.monotonic() - t_start >= REFIT_AT * 60 * config.max_minutes, info)):
                 now = time.monotonic()
-                total_steps = _calibrate(config, info, step, planned_steps,
-                                         (now - fitted_at[1]) / max(1, step - fitted_at[0]),
-                                         now - t_start, log, event="refit")
-                warmup_steps = min(warmup_steps, total_steps)
+                fit = ("refit", planned_steps, (now - fitted_at[1]) / max(1, step - fitted_at[0]))
                 fitted_at = None
+            if fit is not None:
+                event, cap, sec_per_step = fit
+                total_steps = _calibrate(config, info, step, cap, sec_per_step, now - t_start,
+                                         log, event)
+                warmup_steps = min(warmup_steps, total_steps)
                 if bar is not None:
                     bar.total = total_steps
                     bar.refresh()
@@ -288,23 +285,10 @@ def _train(config: TrainConfig, info: distributed.DistInfo, resume: bool,
 
 # -- pieces of the loop -------------------------------------------------------------------------
 def _calibrate(config: TrainConfig, info: distributed.DistInfo, step: int, cap: int,
-               sec_per_step: float, elapsed_s: float, log: RunLog,
-               event: str = "calibrate") -> int:
+               sec_per_step: float, elapsed_s: float, log: RunLog, event: str) -> int:
     """The schedule's length that fits the rest of the time budget at ``sec_per_step``, at most
     ``cap`` and at least ``step`` (rank 0 decides)."""
-    return _broadcast_total(info, _fit_steps(step, cap, sec_per_step, elapsed_s,
-                                             config.max_minutes), step, sec_per_step, cap,
-                            log, event)
-
-
-def _fit_steps(step: int, cap: int, sec_per_step: float, elapsed_s: float,
-               max_minutes: float) -> int:
-    remaining = CALIBRATION_MARGIN * (60 * max_minutes - BUDGET_RESERVE_S - elapsed_s)
-    return max(step, min(cap, step + max(0, int(remaining / sec_per_step))))
-
-
-def _broadcast_total(info: distributed.DistInfo, total: int, step: int, sec_per_step: float,
-                     cap: int, log: RunLog, event: str) -> int:
+    total = _fit_steps(step, cap, sec_per_step, elapsed_s, config.max_minutes)
     if info.distributed:
         t = torch.tensor([total], dtype=torch.int64, device=info.device)
         dist.broadcast(t, src=0)
@@ -312,6 +296,12 @@ def _broadcast_total(info: distributed.DistInfo, total: int, step: int, sec_per_
     log.write(event, step=step, seconds_per_step=round(sec_per_step, 4), planned_steps=cap,
               total_steps=total)
     return total
+
+
+def _fit_steps(step: int, cap: int, sec_per_step: float, elapsed_s: float,
+               max_minutes: float) -> int:
+    remaining = CALIBRATION_MARGIN * (60 * max_minutes - BUDGET_RESERVE_S - elapsed_s)
+    return max(step, min(cap, step + max(0, int(remaining / sec_per_step))))
 
 
 def _last_good(ckpt_path: Path, last_saved: int) -> str:

@@ -10,6 +10,7 @@ from apiflask.schemas import FileSchema
 from flask import Response, current_app, request
 
 from server.auth.identity import SIGNED_IN, current_user, require_signed_in
+from server.cutouts import CUTOUT_CACHE_CONTROL
 from server.schemas.objects import CutoutQuery, ObjectOut, ObjectQuery
 from server.sources import current_cutouts, current_survey, sources
 
@@ -20,7 +21,6 @@ VIEWER_URL = "https://www.legacysurvey.org/viewer?ra={ra:.6f}&dec={dec:.6f}&laye
 
 # browsers keep a cutout a day and then revalidate it (a 304 costs no rendering); "private":
 # the images are behind sign-in, so shared caches must not keep them
-CUTOUT_CACHE_CONTROL = "private, max-age=86400"
 
 
 def _json_value(value: np.ndarray) -> Any:

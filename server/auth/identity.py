@@ -70,7 +70,9 @@ _UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="galsearch"'}
 CSRF_EXEMPT_ENDPOINTS = frozenset({"session.sign_in"})
 SQL_INTEGER_MAX = 2**63 - 1  # the largest id a database integer column holds
 # endpoints that trust a session this process checked in the last RECHECK_IMAGES_S seconds
-RECENT_SESSION_ENDPOINTS = frozenset({"objects.cutout"})
+# image responses (48 to a page): never given a cookie (the session's, the image pass)
+IMAGE_ENDPOINTS = frozenset({"objects.cutout"})
+RECENT_SESSION_ENDPOINTS = IMAGE_ENDPOINTS
 RECHECK_IMAGES_S = 10.0
 # a session cookie older than this is re-signed and re-sent (SessionCookies)
 SESSION_REFRESH_AFTER = timedelta(hours=1)
@@ -164,7 +166,7 @@ class SessionCookies(SecureCookieSessionInterface):
             return True
         if not (session.permanent and app.config["SESSION_REFRESH_EACH_REQUEST"]):
             return False
-        if request.endpoint in RECENT_SESSION_ENDPOINTS:
+        if request.endpoint in IMAGE_ENDPOINTS:
             return False
         signed_at = getattr(session, "signed_at", None)
         return signed_at is None or datetime.now(UTC) - signed_at >= SESSION_REFRESH_AFTER

@@ -35,9 +35,9 @@ import time
 
 from flask import Flask, Response, current_app, g, request, session
 
+from server.auth.identity import IMAGE_ENDPOINTS
+
 IMAGE_PASS_COOKIE = "galsearch_images"
-# endpoints whose responses never set the pass (they are images: 48 to a page)
-_IMAGE_ENDPOINTS = frozenset({"objects.cutout"})
 
 
 def image_pass_key(secret_key: str | bytes) -> str:
@@ -73,7 +73,7 @@ def image_pass_expires(value: str | None, user_id: int, key: str) -> int | None:
 
 def renew_image_pass(response: Response) -> Response:
     """The ``after_request`` hook: set, renew or delete the pass (see the module docstring)."""
-    if request.endpoint in _IMAGE_ENDPOINTS or not request.path.startswith("/api/"):
+    if request.endpoint in IMAGE_ENDPOINTS or not request.path.startswith("/api/"):
         return response
     lifetime = current_app.config["IMAGE_PASS_LIFETIME_S"]
     sent = request.cookies.get(IMAGE_PASS_COOKIE)
