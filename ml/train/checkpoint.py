@@ -12,6 +12,7 @@ pickled code runs when a checkpoint from elsewhere is opened).
 | model_args | x | x | :class:`ml.moco.MoCoArgs` as a dict: rebuilds the network from the file alone |
 | augment_stats | x | x | the fitted distributions the run drew from (``AugmentStats.to_dict()``) |
 | step, total_steps, calibrated | x | step | optimizer steps done; the schedule's length |
+| precision | x | | ``"fp32"`` or ``"bf16"``, what the run trains in (``"auto"``: chosen at the start) |
 | model | x | | MoCo state: both encoders, the queue and its pointer |
 | optimizer | x | | SGD state (momentum buffers) |
 | rng | x | | per rank: torch CPU/CUDA, numpy, python and the augmentation generator |

@@ -70,7 +70,9 @@ class TrainConfig:
     # > 0: pause after this step with a checkpoint, as if interrupted; --resume goes on (train
     # in sessions on a shared machine); the schedule is unchanged
     stop_at_step: int = 0
-    precision: str = "auto"  # "bf16" autocast, "fp32", or "auto": bf16 on CUDA, fp32 on CPU
+    # "bf16" (autocast), "fp32", or "auto": bf16 on CUDA; on a CPU with bf16 instructions the
+    # faster of the two, timed on the first batch (ml/train/precision.py), else fp32
+    precision: str = "auto"
     channels_last: bool = False  # NHWC memory layout (faster convolutions on some devices)
     device: str = "auto"  # "auto" (cuda when present), "cpu", "cuda"
     threads: int = 0  # torch CPU threads per process (0: torch's default)

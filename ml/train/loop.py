@@ -7,13 +7,15 @@
 trains on its share of every global batch (DDP); rank 0 writes the files.
 
 Exact resume: the checkpoint holds the model (with its queue), the optimizer, the step, the
-schedule's length and every generator (torch, CUDA, numpy, python, the augmentations', per
-rank); the sampler is a pure function of the step. A resumed run takes the same next step as
-an uninterrupted one, bit for bit on the same hardware and thread count.
+schedule's length, the precision (``"auto"`` times fp32 against bf16 on CPUs once, at the
+start: :mod:`ml.train.precision`) and every generator (torch, CUDA, numpy, python, the
+augmentations', per rank); the sampler is a pure function of the step. A resumed run takes
+the same next step as an uninterrupted one, bit for bit on the same hardware and thread count.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from ml.moco import build_moco
 from ml.survey import Survey
 from ml.train import checkpoint as ckpt_io
 from ml.train import distributed
+from ml.train import precision as precision_mod
 from ml.train.config import RUN_CONTROL_FIELDS, TrainConfig
 from ml.train.data import ShuffledBatches, make_loader
 from ml.train.runlog import RunLog, plot_loss
@@ -154,26 +157,44 @@ def _train(config: TrainConfig, info: distributed.DistInfo, resume: bool,
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None,
             broadcast_buffers=False)
-    amp = _autocast_dtype(config.precision, device)
     loader = make_loader(survey, sampler, config.num_workers, pin_memory=device.type == "cuda")
+    it = iter(loader)
+
+    # ============ precision: the checkpoint's, or chosen (timed on the first batch) ... ==========
+    def trial() -> dict[str, float]:  # the bare module on every rank, not DDP (ml.train.precision)
+        nonlocal it
+        batch = next(it)
+        it = itertools.chain([batch], it)  # the run trains on it next, as if never seen
+        return precision_mod.trial_seconds(model, optimizer, generator, lambda: two_views(
+            augment, batch, device, generator, config.channels_last))
+
+    if saved is not None:
+        choice = precision_mod.PrecisionChoice(
+            saved.get("precision") or precision_mod.static_precision(config.precision, device),
+            "checkpoint")
+    else:
+        choice = precision_mod.choose(config.precision, info, trial)
+    amp = choice.autocast_dtype
 
     n_params = sum(p.numel() for p in model.encoder_q.parameters())
     log.write("start" if saved is None else "resume", step=step, total_steps=total_steps,
-              world_size=info.world_size, device=str(device), precision="bf16" if amp else "fp32",
+              world_size=info.world_size, device=str(device), precision=choice.precision,
               objects=survey.n, steps_per_epoch=sampler.steps_per_epoch, peak_lr=peak_lr,
               encoder_parameters=n_params, config=config.to_dict())
+    log.write("precision", step=step, **choice.log_fields())
     bar = None
     if info.is_main and config.progress:
         from tqdm import tqdm
 
         bar = tqdm(total=total_steps, initial=step, unit="step", desc="training MoCo",
                    dynamic_ncols=True)
+        bar.write(choice.describe())
 
     # ============ training loop ... ============
     def save(reason: str) -> None:  # collective: every rank calls it at the same step
         nonlocal last_saved
         state = _checkpoint(config, model, optimizer, stats, step, total_steps, calibrated,
-                            generator, info, metrics)
+                            choice.precision, generator, info, metrics)
         if info.is_main:
             ckpt_io.atomic_save(state, ckpt_path)
             log.write("checkpoint", step=step, reason=reason)
@@ -187,7 +208,6 @@ def _train(config: TrainConfig, info: distributed.DistInfo, resume: bool,
     fitted_at: tuple[int, float] | None = None  # (step, time) of this session's first fit
     last_saved = step if saved is not None else -1
     reason = "done"
-    it = iter(loader)
     try:
         while step < total_steps:
             batch = next(it)
@@ -312,7 +332,7 @@ def _last_good(ckpt_path: Path, last_saved: int) -> str:
 
 def _checkpoint(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
                 stats: AugmentStats, step: int, total_steps: int, calibrated: bool,
-                generator: torch.Generator, info: distributed.DistInfo,
+                precision: str, generator: torch.Generator, info: distributed.DistInfo,
                 metrics: dict[str, float]) -> dict:
     rng = ckpt_io.rng_state(generator)
     rngs = [rng]
@@ -323,7 +343,7 @@ def _checkpoint(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Op
         "format": ckpt_io.FORMAT, "version": ckpt_io.VERSION, "kind": "train",
         "config": config.to_dict(), "model_args": config.model_args().to_dict(),
         "augment_stats": stats.to_dict(), "step": step, "total_steps": total_steps,
-        "calibrated": calibrated, "model": model.state_dict(),
+        "calibrated": calibrated, "precision": precision, "model": model.state_dict(),
         "optimizer": optimizer.state_dict(), "rng": rngs, "metrics": dict(metrics),
     }
 
@@ -345,9 +365,3 @@ def _check_bn_mode(config: TrainConfig, info: distributed.DistInfo) -> None:
                          "processes; on one process use bn_mode='groups'")
     if config.bn_mode == "sync" and info.device.type != "cuda":
         raise TrainError("bn_mode='sync' (SyncBatchNorm) runs on GPUs only; use 'groups'")
-
-
-def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None

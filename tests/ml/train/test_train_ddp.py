@@ -21,7 +21,7 @@ def test_two_process_gloo_run_trains(tiny_survey, tmp_path):
         f"survey={tiny_survey}", f"out_dir={out}", "arch=resnet10", "width=8",
         "small_stem=true", "queue_size=24", "batch_size=4", "bn_mode=ddp", "max_steps=6",
         "num_workers=0", "log_every=2", "checkpoint_every=3", "threads=1", "progress=false",
-        "augment.crop=24", "device=cpu",
+        "augment.crop=24", "device=cpu", "precision=auto",
     ]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
            "-m", "server.cli", "train", *settings]
@@ -41,4 +41,7 @@ def test_two_process_gloo_run_trains(tiny_survey, tmp_path):
     # every step enqueued the keys of both ranks: 6 steps x 8 keys into K = 24
     assert int(ckpt["model"]["queue_ptr"]) == (6 * 8) % 24
     assert len(ckpt["rng"]) == 2  # each rank's generators, for an exact resume
+    # "auto" on a CPU: both ranks ran the trial steps (their BN shuffles' collectives matched)
+    [choice] = [e for e in events if e["event"] == "precision"]
+    assert choice["source"] in ("timed", "no cpu bf16") and choice["precision"] == ckpt["precision"]
     assert (out / "release.pt").is_file()
