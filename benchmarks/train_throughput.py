@@ -15,6 +15,11 @@ ratio = MoCo images/s / bare-backbone images/s. MoCo must spend at least one ext
 0.75 when a backward costs twice a forward; what is below that is augmentation, BN grouping,
 the queue and copies. The component table says where the time goes.
 
+Precision: as the preset (or ``precision=...``) says. With ``"auto"`` on a CPU with bfloat16
+arithmetic both fp32 and bf16 are measured, and the headline figures are those of the faster
+MoCo step, the precision ``galsearch train`` would keep (``ml/train/precision.py``); both are in
+the JSON (``by_precision``).
+
     .venv/bin/python benchmarks/train_throughput.py [--quick] [--preset demo|paper]
         [--batch-size B] [--device cpu|cuda] [key=value ...]   (config overrides)
 """
@@ -44,6 +49,11 @@ from ml.augment import Augment, AugmentStats  # noqa: E402
 from ml.moco import build_moco, build_query_encoder, features  # noqa: E402
 from ml.photometry import psf_fwhm_arcsec_to_sigma_pix  # noqa: E402
 from ml.train.config import load_config  # noqa: E402
+from ml.train.precision import (  # noqa: E402
+    AUTOCAST_DTYPES,
+    cpu_bf16_supported,
+    static_precision,
+)
 from ml.train.step import contrastive_loss, two_views  # noqa: E402
 
 
@@ -67,6 +77,10 @@ def synthetic_batch(b: int, size: int, device: torch.device, seed: int = 0) -> d
     }
 
 
+STEP_NAMES = ("moco_step", "baseline_step", "augment_two_views", "key_forward", "query_fwd_bwd",
+              "backbone_forward")
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -80,6 +94,110 @@ def timed(fn, device: torch.device, steps: int) -> tuple[float, float]:
         fn()
     _sync(device)
     return (time.perf_counter() - t0) / steps, (time.process_time() - c0) / steps
+
+
+def measure(config, device: torch.device, batch_size: int, amp: torch.dtype | None,
+            repeats: int, steps: int) -> dict:
+    """Median wall and process-CPU seconds of each step kind, in one precision."""
+    torch.manual_seed(0)
+    model = build_moco(config.model_args()).to(device)
+    baseline = build_query_encoder(config.model_args()).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        baseline = baseline.to(memory_format=torch.channels_last)
+    opt_moco = torch.optim.SGD(model.encoder_q.parameters(), lr=0.01, momentum=0.9,
+                               weight_decay=1e-4)
+    opt_base = torch.optim.SGD(baseline.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    augment = Augment(config.augment, AugmentStats.dr9_south())
+    generator = torch.Generator(device=device).manual_seed(0)
+    batch = synthetic_batch(batch_size, 152, device)
+    views_q, views_k = two_views(augment, batch, device, generator, config.channels_last)
+
+    def autocast():
+        return torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None)
+
+    def moco_step() -> None:
+        im_q, im_k = two_views(augment, batch, device, generator, config.channels_last)
+        loss, _ = contrastive_loss(model, im_q, im_k, amp)
+        opt_moco.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_moco.step()
+        loss.item()
+
+    def baseline_step() -> None:
+        with autocast():
+            out = baseline(views_q)
+        loss = out.float().square().mean()
+        opt_base.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_base.step()
+        loss.item()
+
+    # components of the MoCo step, for the breakdown
+    def augment_only() -> None:
+        two_views(augment, batch, device, generator, config.channels_last)
+
+    def key_forward() -> None:
+        with torch.no_grad(), autocast():
+            model._keys(views_k)
+
+    def query_fwd_bwd() -> None:
+        with autocast():
+            q = (model._grouped(model.encoder_q, views_q) if model.shuffle_bn == "groups"
+                 else model.encoder_q(views_q))
+        q.float().square().mean().backward()
+        model.zero_grad(set_to_none=True)
+
+    def backbone_forward() -> None:
+        with torch.no_grad(), autocast():
+            features(baseline, views_q)
+
+    fns = dict(zip(STEP_NAMES, (moco_step, baseline_step, augment_only, key_forward,
+                                query_fwd_bwd, backbone_forward), strict=True))
+    for fn in fns.values():
+        fn()  # warm-up: allocator, oneDNN primitives, cuDNN autotune
+    wall: dict[str, list[float]] = {name: [] for name in STEP_NAMES}
+    cpu: dict[str, list[float]] = {name: [] for name in STEP_NAMES}
+    for _ in range(repeats):  # interleaved, so load from other processes hits all alike
+        for name, fn in fns.items():
+            w, c = timed(fn, device, steps)
+            wall[name].append(w)
+            cpu[name].append(c)
+    sec = {name: statistics.median(v) for name, v in wall.items()}
+    cpu_sec = {name: statistics.median(v) for name, v in cpu.items()}
+    moco_ips, base_ips = batch_size / sec["moco_step"], batch_size / sec["baseline_step"]
+    ratio_wall = moco_ips / base_ips
+    ratio_cpu = cpu_sec["baseline_step"] / cpu_sec["moco_step"]
+    # on a shared CPU, process CPU time is the steadier clock (others' load stretches wall
+    # time, not the work done); on a GPU the wall clock is the measure
+    return {
+        "wall_seconds_per_step_median": sec,
+        "cpu_seconds_per_step_median": cpu_sec,
+        "images_per_s_wall": {"moco_step": moco_ips, "bare_backbone": base_ips},
+        "ratio": ratio_cpu if device.type == "cpu" else ratio_wall,
+        "ratio_clock": "process CPU time" if device.type == "cpu" else "wall",
+        "ratio_wall": ratio_wall,
+        "ratio_cpu": ratio_cpu,
+    }
+
+
+def print_table(precision: str, m: dict, batch_size: int) -> None:
+    sec, cpu_sec = m["wall_seconds_per_step_median"], m["cpu_seconds_per_step_median"]
+    print(f"-- {precision}")
+    print(f"{'':20}{'wall s/step':>12}{'images/s':>10}{'CPU s/step':>12}{'x baseline (CPU)':>18}")
+    for name in STEP_NAMES:
+        print(f"{name:20}{sec[name]:12.4f}{batch_size / sec[name]:10.1f}{cpu_sec[name]:12.4f}"
+              f"{cpu_sec[name] / cpu_sec['baseline_step']:18.2f}")
+    print(f"ratio (MoCo images/s / bare backbone images/s): {m['ratio']:.3f} "
+          f"({m['ratio_clock']}; wall clock: {m['ratio_wall']:.3f})\n")
+
+
+def precisions_to_measure(precision: str, device: torch.device) -> list[str]:
+    """``"auto"`` on a CPU with bf16 arithmetic: both, as ``galsearch train`` times both and
+    keeps the faster (``ml/train/precision.py``); otherwise the one training would use."""
+    if precision == "auto" and device.type == "cpu" and cpu_bf16_supported():
+        return ["fp32", "bf16"]
+    return [static_precision(precision, device)]
 
 
 def main() -> None:
@@ -99,8 +217,7 @@ def main() -> None:
     if config.threads and device.type == "cpu":
         torch.set_num_threads(config.threads)
     batch_size = args.batch_size or config.batch_size
-    amp = torch.bfloat16 if (config.precision == "bf16" or
-                             (config.precision == "auto" and device.type == "cuda")) else None
+    precisions = precisions_to_measure(config.precision, device)
     if config.bn_mode in ("ddp", "sync"):  # one process here: the device-agnostic equivalent
         config = load_config(ROOT / "configs" / f"{args.preset}.toml",
                              [*args.overrides, "bn_mode=groups"])
@@ -110,91 +227,22 @@ def main() -> None:
     if device.type == "cuda":
         steps = args.steps or (10 if quick else 30)
 
-    torch.manual_seed(0)
-    model = build_moco(config.model_args()).to(device)
-    baseline = build_query_encoder(config.model_args()).to(device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        baseline = baseline.to(memory_format=torch.channels_last)
-    opt_moco = torch.optim.SGD(model.encoder_q.parameters(), lr=0.01, momentum=0.9,
-                               weight_decay=1e-4)
-    opt_base = torch.optim.SGD(baseline.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-    augment = Augment(config.augment, AugmentStats.dr9_south())
-    generator = torch.Generator(device=device).manual_seed(0)
-    batch = synthetic_batch(batch_size, 152, device)
-    views_q, views_k = two_views(augment, batch, device, generator, config.channels_last)
-
-    def moco_step() -> None:
-        im_q, im_k = two_views(augment, batch, device, generator, config.channels_last)
-        loss, _ = contrastive_loss(model, im_q, im_k, amp)
-        opt_moco.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_moco.step()
-        loss.item()
-
-    def baseline_step() -> None:
-        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            out = baseline(views_q)
-        loss = out.float().square().mean()
-        opt_base.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_base.step()
-        loss.item()
-
-    # components of the MoCo step, for the breakdown
-    def augment_only() -> None:
-        two_views(augment, batch, device, generator, config.channels_last)
-
-    def key_forward() -> None:
-        with torch.no_grad(), torch.autocast(device.type, dtype=amp or torch.float32,
-                                             enabled=amp is not None):
-            model._keys(views_k)
-
-    def query_fwd_bwd() -> None:
-        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            q = (model._grouped(model.encoder_q, views_q) if model.shuffle_bn == "groups"
-                 else model.encoder_q(views_q))
-        q.float().square().mean().backward()
-        model.zero_grad(set_to_none=True)
-
-    def backbone_forward() -> None:
-        with torch.no_grad(), torch.autocast(device.type, dtype=amp or torch.float32,
-                                             enabled=amp is not None):
-            features(baseline, views_q)
-
-    for fn in (moco_step, baseline_step, augment_only, key_forward, query_fwd_bwd):
-        fn()  # warm-up: allocator, oneDNN primitives, cuDNN autotune
-    names = ("moco_step", "baseline_step", "augment_two_views", "key_forward", "query_fwd_bwd",
-             "backbone_forward")
-    fns = dict(zip(names, (moco_step, baseline_step, augment_only, key_forward, query_fwd_bwd,
-                           backbone_forward), strict=True))
-    wall: dict[str, list[float]] = {name: [] for name in names}
-    cpu: dict[str, list[float]] = {name: [] for name in names}
-    for _ in range(repeats):  # interleaved, so load from other processes hits all alike
-        for name, fn in fns.items():
-            w, c = timed(fn, device, steps)
-            wall[name].append(w)
-            cpu[name].append(c)
-    sec = {name: statistics.median(v) for name, v in wall.items()}
-    cpu_sec = {name: statistics.median(v) for name, v in cpu.items()}
-    moco_ips, base_ips = batch_size / sec["moco_step"], batch_size / sec["baseline_step"]
-    ratio_wall = moco_ips / base_ips
-    ratio_cpu = cpu_sec["baseline_step"] / cpu_sec["moco_step"]
-    # on a shared CPU, process CPU time is the steadier clock (others' load stretches wall
-    # time, not the work done); on a GPU the wall clock is the measure
-    ratio = ratio_cpu if device.type == "cpu" else ratio_wall
-
     print(f"preset {args.preset}: {config.arch} width {config.width}, small stem "
           f"{config.small_stem}, views {config.augment.view_size} px (crop {config.augment.crop}),"
           f" batch {batch_size}, K {config.queue_size}, BN {config.bn_mode}, "
-          f"precision {'bf16' if amp else 'fp32'}, channels_last {config.channels_last}, "
-          f"device {device}, threads {torch.get_num_threads()}, load {os.getloadavg()[0]:.1f}")
-    print(f"{'':20}{'wall s/step':>12}{'images/s':>10}{'CPU s/step':>12}{'x baseline (CPU)':>18}")
-    for name in names:
-        print(f"{name:20}{sec[name]:12.4f}{batch_size / sec[name]:10.1f}{cpu_sec[name]:12.4f}"
-              f"{cpu_sec[name] / cpu_sec['baseline_step']:18.2f}")
-    print(f"\nratio (MoCo images/s / bare backbone images/s): {ratio:.3f} "
-          f"(process CPU time; wall clock: {ratio_wall:.3f})")
+          f"precision {config.precision} ({' and '.join(precisions)} measured), channels_last "
+          f"{config.channels_last}, device {device}, threads {torch.get_num_threads()}, "
+          f"load {os.getloadavg()[0]:.1f}\n")
+    by_precision = {}
+    for precision in precisions:
+        by_precision[precision] = measure(config, device, batch_size, AUTOCAST_DTYPES[precision],
+                                          repeats, steps)
+        print_table(precision, by_precision[precision], batch_size)
+    # the precision training would keep: the faster MoCo step (the trial's rule, fp32 on a tie)
+    chosen = min(precisions, key=lambda p: (
+        by_precision[p]["wall_seconds_per_step_median"]["moco_step"], p != "fp32"))
+    if len(precisions) > 1:
+        print(f"training would keep {chosen} (the faster MoCo step)")
 
     result = {
         "benchmark": "train_throughput",
@@ -207,16 +255,12 @@ def main() -> None:
             "crop": config.augment.crop, "view_size": config.augment.view_size,
             "batch_size": batch_size, "queue_size": config.queue_size,
             "bn_mode": config.bn_mode, "bn_groups": config.bn_groups,
-            "precision": "bf16" if amp else "fp32", "channels_last": config.channels_last,
+            "precision": chosen, "precision_setting": config.precision,
+            "channels_last": config.channels_last,
             "repeats": repeats, "steps_per_repeat": steps,
         },
-        "wall_seconds_per_step_median": sec,
-        "cpu_seconds_per_step_median": cpu_sec,
-        "images_per_s_wall": {"moco_step": moco_ips, "bare_backbone": base_ips},
-        "ratio": ratio,
-        "ratio_clock": "process CPU time" if device.type == "cpu" else "wall",
-        "ratio_wall": ratio_wall,
-        "ratio_cpu": ratio_cpu,
+        **by_precision[chosen],  # the headline figures: the precision training would use
+        "by_precision": by_precision,
         "machine": {
             "device": str(device),
             "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
