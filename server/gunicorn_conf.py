@@ -6,10 +6,15 @@ database, so threads keep the cores busy; but a thread whose database answer has
 then wait for its process's GIL while a sibling thread computes (up to 5 ms per answer, and a
 label write waits for 4 answers), so processes carry the concurrency rather than threads. Under
 200 simulated labelers (``benchmarks/load.py``, 100 s) label writes took p50 526 ms with 3
-processes of 8 threads and 43 ms with 6 of 4, on the same CPU. The app
-is loaded once in the master before forking (``preload_app``), so the search bundle's
-memory-mapped files are opened once and their pages shared by every worker, and the database
-is upgraded once. Override with the environment:
+processes of 8 threads and 43 ms with 6 of 4, on the same CPU. Behind nginx, 20 sync workers
+(one request each, queued in the kernel's FIFO accept queue) were tried against 5 of 4 threads
+(``benchmarks/api.py``, 1M objects, 20 clients, two alternating runs each): pages' p99 193-220
+ms against 244-408 ms, but label writes' p99 200-205 ms against 100-285 ms (probably more
+transactions at once waiting for the lock on the campaign's probe-job row, the main lock wait in
+``pg_stat_activity`` under this load) and no more requests per second in either; gthread stays.
+The app is loaded once in the master before forking (``preload_app``), so the search bundle's
+memory-mapped files are opened once and their pages shared by every worker, and the database is
+upgraded once. Override with the environment:
 
 | variable | default |
 |---|---|
