@@ -118,9 +118,10 @@ def test_time_budget_stops_with_a_usable_release(tiny_config):
     assert encoder.dims == {"prehead": 64, "head": 128}
 
 
-def test_the_schedule_is_fitted_to_the_budget_twice(tiny_config, monkeypatch):
-    """First from ten steps after start-up, then again a quarter into the budget from the speed
-    since (up to the configured length): the first fit alone misjudged steady runs."""
+def test_the_schedule_is_fitted_to_the_budget_three_times(tiny_config, monkeypatch):
+    """First from ten steps after start-up, then again a quarter and 60% into the budget, each
+    from the speed since the fit before (up to the configured length): the first fit alone
+    misjudged steady runs, and one refit left its margin of a long remainder unused."""
     from ml.train import loop
 
     monkeypatch.setattr(loop, "BUDGET_RESERVE_S", 0.5)
@@ -128,12 +129,16 @@ def test_the_schedule_is_fitted_to_the_budget_twice(tiny_config, monkeypatch):
     events = [json.loads(line) for line in
               Path(result.out_dir, "log.jsonl").read_text().splitlines()]
     [first] = [e for e in events if e["event"] == "calibrate"]
-    [again] = [e for e in events if e["event"] == "refit"]
-    assert first["step"] == 21 and again["step"] >= first["step"] + 10
-    assert again["planned_steps"] == 100_000  # may lengthen the first fit, up to max_steps
-    assert again["step"] <= again["total_steps"] <= 100_000
+    refits = [e for e in events if e["event"] == "refit"]
+    assert first["step"] == 21 and len(refits) == len(loop.REFIT_AT) == 2
+    before = first
+    for again in refits:
+        assert again["step"] >= before["step"] + 10
+        assert again["planned_steps"] == 100_000  # may lengthen a fit, up to max_steps
+        assert again["step"] <= again["total_steps"] <= 100_000
+        before = again
     end = events[-1]
-    assert end["event"] == "end" and end["total_steps"] == again["total_steps"]
+    assert end["event"] == "end" and end["total_steps"] == refits[-1]["total_steps"]
 
 
 def test_a_fit_never_ends_before_the_current_step_nor_after_the_cap():
