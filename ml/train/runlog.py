@@ -1,8 +1,9 @@
 """A run's record: JSON lines (``log.jsonl``) and the loss curve (``loss.png``).
 
 Every record is one JSON object per line with an ``event`` ("start", "precision", "train",
-"calibrate", "checkpoint", "stop", "end"), so a resumed run appends to the same file and tools
-can replay it. "precision" says what each session trains in and why (``source``: "set", "cuda",
+"calibrate", "refit", "checkpoint", "stop", "end"), so a resumed run appends to the same file
+and tools can replay it. "calibrate" and each "refit" give the schedule's new length
+(``total_steps``) and the speed it was fitted from (``seconds_per_step``). "precision" says what each session trains in and why (``source``: "set", "cuda",
 "no cpu bf16", "timed" with both trial timings in ``seconds_per_step``, "checkpoint"). The plot
 is redrawn from the file, so it always shows the whole run.
 """
