@@ -2,7 +2,7 @@
 cache) through gunicorn + PostgreSQL, one kind of request at a time, 20 clients at once.
 
 The server is the production one (``server.gunicorn_conf``: preloaded app, 2 x cores + 1
-gthread workers of 4 threads, behind nginx) on a scratch PostgreSQL database, serving a
+workers of one request at a time, behind nginx) on a scratch PostgreSQL database, serving a
 synthetic survey and search bundle of 1,000,000 objects (``benchmarks/http_data.py``: the
 search benchmark's representation mixture, d = 128, HNSW index; 152-px g, r, z cutouts). Each client is a signed-in person
 (session cookie, CSRF header; ``benchmarks/serving.py``), 10 per campaign with two object seeds.

@@ -1,7 +1,9 @@
 """nginx in front of gunicorn: cached cutouts sent without Python, everything else proxied.
 
 ``galsearch nginx-config`` writes the configuration (:func:`nginx_site`): an ``upstream`` for
-gunicorn with keep-alive connections, and one ``server`` that
+gunicorn (a connection per request: each gunicorn worker takes one request at a time and then
+closes, so that waiting requests queue fairly in front of all workers; ``server.gunicorn_conf``),
+and one ``server`` that
 
 - sends a cutout PNG from the app's disk cache itself when the request carries a valid image
   pass (:mod:`server.auth.image_pass`, checked by nginx's ``secure_link`` module) and the file
@@ -100,7 +102,6 @@ def nginx_site(settings: FrontSettings) -> str:
         "# galsearch behind nginx (written by `galsearch nginx-config`; see server/front.py)",
         "upstream galsearch_app {",
         f"    server {s.app};",
-        "    keepalive 64;",
         "}",
         "# the image pass <user>.<expires>.<md5>: its parts, for secure_link",
         f"map {cookie} $galsearch_pass_user {{",

@@ -1,17 +1,19 @@
 """gunicorn settings for production: ``gunicorn -c python:server.gunicorn_conf``.
 
 Sized for a small machine (2 cores): ``workers = 2 x cores + 1`` processes (gunicorn's own
-advice), each with 4 threads (``gthread``). Label writes and page requests mostly wait on the
-database, so threads keep the cores busy; but a thread whose database answer has come back must
-then wait for its process's GIL while a sibling thread computes (up to 5 ms per answer, and a
-label write waits for 4 answers), so processes carry the concurrency rather than threads. Under
-200 simulated labelers (``benchmarks/load.py``, 100 s) label writes took p50 526 ms with 3
-processes of 8 threads and 43 ms with 6 of 4, on the same CPU. Behind nginx, 20 sync workers
-(one request each, queued in the kernel's FIFO accept queue) were tried against 5 of 4 threads
-(``benchmarks/api.py``, 1M objects, 20 clients, two alternating runs each): pages' p99 193-220
-ms against 244-408 ms, but label writes' p99 200-205 ms against 100-285 ms (probably more
-transactions at once waiting for the lock on the campaign's probe-job row, the main lock wait in
-``pg_stat_activity`` under this load) and no more requests per second in either; gthread stays.
+advice), each taking one request at a time (``gthread`` with one thread and one connection,
+no keep-alive). A worker then accepts a connection only when it is free, so the requests
+waiting for one queue in the kernel's accept queue, shared by all workers and served first
+come, first served. With 4 threads and keep-alive (the set-up before), each worker accepted
+every connection it was offered and queued their requests behind its own threads, and a
+thread back from the database waited for its process's GIL: under 20 clients a request's
+latency then depended on which worker it met, not on the load (``benchmarks/api.py``, 1M
+objects, nginx in front: p99 2.5-4 x p50, against 1.3-1.4 x now at the same requests per
+second; ``benchmarks/results/api_trials.md``). Each response closes its connection: nginx in
+front (``galsearch nginx-config``) opens one per request over the loopback, and buffers slow
+clients, so no worker waits on a slow network. Without nginx, browsers reconnect for every
+request; ``GALSEARCH_THREADS`` above 1 lets a worker take that many requests at once.
+
 The app is loaded once in the master before forking (``preload_app``), so the search bundle's
 memory-mapped files are opened once and their pages shared by every worker, and the database is
 upgraded once. Override with the environment:
@@ -20,7 +22,7 @@ upgraded once. Override with the environment:
 |---|---|
 | ``GALSEARCH_BIND`` | ``127.0.0.1:8000`` (put a TLS-terminating proxy in front) |
 | ``GALSEARCH_WORKERS`` | 2 x cores + 1 |
-| ``GALSEARCH_THREADS`` | 4 |
+| ``GALSEARCH_THREADS`` | 1 (requests a worker serves at once) |
 | ``GALSEARCH_TIMEOUT`` | 60 s (a worker silent this long is restarted) |
 | ``GALSEARCH_ACCESS_LOG`` | ``-`` (standard output); a file, or ``off`` behind nginx (``galsearch nginx-config``), whose own access log has every request |
 | ``GALSEARCH_CONTROL_SOCKET`` | none: gunicorn's control socket (for ``gunicornc``) is off, since its default path is shared by every gunicorn of the user |
@@ -40,11 +42,14 @@ wsgi_app = "server.app:create_app()"
 bind = os.environ.get("GALSEARCH_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GALSEARCH_WORKERS", 2 * (os.cpu_count() or 1) + 1))
 worker_class = "gthread"
-threads = int(os.environ.get("GALSEARCH_THREADS", 4))
+threads = int(os.environ.get("GALSEARCH_THREADS", 1))
+# a worker holds at most one connection per thread, so it accepts only when it can serve at once
+worker_connections = threads
 preload_app = True
 timeout = int(os.environ.get("GALSEARCH_TIMEOUT", 60))
 graceful_timeout = 30  # in-flight requests finish on reload/shutdown
-keepalive = 5  # seconds an idle keep-alive connection waits (the SPA makes bursts of calls)
+# no keep-alive: an idle connection kept open would hold its worker's only slot
+keepalive = 0
 # request line/header bounds (gunicorn's defaults; uploads are bounded by MAX_CONTENT_LENGTH)
 limit_request_line = 8190
 # one line per request on standard output; "off" behind nginx, which logs every request itself
@@ -66,3 +71,21 @@ def post_fork(server, worker) -> None:
     from server.cutouts import render_on_one_thread
 
     render_on_one_thread()
+
+
+def pre_fork(server, worker) -> None:
+    """Move everything the master has loaded (the app, torch, Faiss, SQLAlchemy: 400,000
+    objects) out of the garbage collector's reach before a worker is forked.
+
+    Otherwise each worker's full collections walk all of it: 240-280 ms on this 2-core machine,
+    during which the worker's one request waits (a latency spike at every full collection), and
+    writing the collector's bookkeeping into every object copies the master's memory pages
+    into each worker. Frozen objects are never collected (they live as long as the app anyway);
+    what a worker allocates is collected as usual. With it, 20 clients got 408-424 label writes
+    a second against 336-337 without (``benchmarks/api.py``, alternating runs). The Python
+    documentation advises this for servers that fork (``gc.freeze``).
+    """
+    import gc
+
+    gc.collect()  # not the garbage: only what is still alive is frozen (fast after the first)
+    gc.freeze()

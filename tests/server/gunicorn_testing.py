@@ -41,14 +41,15 @@ class Served:
 
 
 @contextmanager
-def gunicorn(database_url: str, folder: Path, workers: int = 2, threads: int = 4,
+def gunicorn(database_url: str, folder: Path, workers: int = 2, threads: int | None = None,
              **env: str) -> Iterator[Served]:
-    """gunicorn serving ``database_url`` until the block ends (then SIGTERM)."""
+    """gunicorn serving ``database_url`` until the block ends (then SIGTERM); ``threads``: a
+    worker's (None: the configuration's own)."""
     port = free_port()
     environment = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "gunicorn-test",
                    "GALSEARCH_INSTANCE": str(folder), "GALSEARCH_BIND": f"127.0.0.1:{port}",
-                   "GALSEARCH_WORKERS": str(workers), "GALSEARCH_THREADS": str(threads),
-                   "GALSEARCH_COOKIE_SECURE": "0", **env}
+                   "GALSEARCH_WORKERS": str(workers), "GALSEARCH_COOKIE_SECURE": "0",
+                   **({} if threads is None else {"GALSEARCH_THREADS": str(threads)}), **env}
     environment.pop("GALSEARCH_ENV", None)  # the config's own default (production) applies
     log_path = folder / "gunicorn.log"
     log = open(log_path, "w")  # noqa: SIM115 (closed below)

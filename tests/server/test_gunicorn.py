@@ -85,3 +85,32 @@ def test_the_access_log_can_be_left_to_nginx(monkeypatch, value, expected):
     import server.gunicorn_conf as conf
 
     assert importlib.reload(conf).accesslog == expected
+
+
+def test_a_worker_closes_each_connection_so_waiting_requests_queue_for_any_worker(served):
+    """One request per worker at a time (server.gunicorn_conf): a kept-alive connection would
+    hold its worker's only slot, so every response closes its connection."""
+    base, _, _ = served
+    with requests.Session() as http:
+        for _ in range(3):
+            response = http.get(f"{base}/api/openapi.json", timeout=30)
+            assert response.status_code == 200
+            assert response.headers["Connection"] == "close"
+
+
+def test_the_master_freezes_what_it_loaded_before_forking(monkeypatch):
+    import gc
+    import importlib
+
+    monkeypatch.setenv("GALSEARCH_ENV", "production")
+    monkeypatch.delenv("GALSEARCH_THREADS", raising=False)
+    import server.gunicorn_conf as conf
+
+    conf = importlib.reload(conf)
+    assert (conf.threads, conf.worker_connections, conf.keepalive) == (1, 1, 0)
+    assert gc.get_freeze_count() == 0
+    try:
+        conf.pre_fork(None, None)
+        assert gc.get_freeze_count() > 10_000  # this test process: pytest, the app's modules
+    finally:
+        gc.unfreeze()
