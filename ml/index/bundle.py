@@ -22,6 +22,7 @@ server processes share one copy through the page cache.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import shutil
 import time
@@ -36,6 +37,7 @@ from ml.index.knn import all_pairs_from_search, all_pairs_topk, exact_all_pairs_
 from ml.index.manifest import (
     FORMAT_NAME,
     FORMAT_VERSION,
+    MANIFEST_NAME,
     BundleError,
     BundleMismatchError,
     check_survey,
@@ -280,7 +282,16 @@ class SearchBundle(Searcher):
                 knn_magwin = KnnArrays(np.load(folder / KNN_MAGWIN_FILES[0], mmap_mode="r"),
                                        np.load(folder / KNN_MAGWIN_FILES[1], mmap_mode="r"),
                                        mag_window=float(window))
-        return cls(folder, manifest, vectors, index, np.asarray(mag_r), knn, knn_magwin, survey)
+        bundle = cls(folder, manifest, vectors, index, np.asarray(mag_r), knn, knn_magwin, survey)
+        bundle.manifest_sha256  # noqa: B018 (hashed now, beside the files it describes)
+        return bundle
+
+    @functools.cached_property
+    def manifest_sha256(self) -> str:
+        """The sha256 of the manifest file (which holds every file's checksum): the bundle's
+        identity, e.g. for the probes trained on it. Hashed once, when the bundle is opened: a
+        candidate page asks for it every time."""
+        return sha256_file(self.path / MANIFEST_NAME)
 
     @property
     def checkpoint_path(self) -> Path | None:

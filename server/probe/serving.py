@@ -21,7 +21,6 @@ import numpy as np
 from sqlalchemy import select
 
 from ml.index import SearchBundle
-from ml.index.manifest import MANIFEST_NAME, sha256_file
 from ml.probe import ProbeOrder
 from server.candidates import Ranking, SimilarityOrder
 from server.extensions import db
@@ -30,8 +29,8 @@ from server.models import ProbeRun
 
 def bundle_sha256(bundle: SearchBundle) -> str:
     """The bundle's identity for probes: the sha256 of its manifest (which holds every file's
-    checksum)."""
-    return sha256_file(bundle.path / MANIFEST_NAME)
+    checksum), as it was when the bundle was opened."""
+    return bundle.manifest_sha256
 
 
 def current_probe(campaign_id: int, bundle_hash: str) -> ProbeRun | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
@@ -66,6 +67,18 @@ def test_round_trip(built):
     assert "hnsw" in repr(b)
     assert not list(out.parent.glob(".*partial"))
 
+
+
+def test_the_bundle_identity_is_its_manifest_hash_when_opened(built, tmp_path):
+    out, _, _, survey = built
+    copy = _copy(out, tmp_path)
+    manifest = copy / "manifest.json"
+    b = open_bundle(copy, survey=survey)
+    assert b.manifest_sha256 == hashlib.sha256(manifest.read_bytes()).hexdigest()
+    opened = b.manifest_sha256
+    manifest.write_text(manifest.read_text() + " ")  # a bundle rebuilt in place later
+    assert b.manifest_sha256 == opened  # what is served is what was opened
+    assert open_bundle(copy, survey=survey).manifest_sha256 != opened
 
 def test_missing_file_is_named(built, tmp_path):
     out = _copy(built[0], tmp_path)
