@@ -8,11 +8,12 @@ come, first served. With 4 threads and keep-alive (the set-up before), each work
 every connection it was offered and queued their requests behind its own threads, and a
 thread back from the database waited for its process's GIL: under 20 clients a request's
 latency then depended on which worker it met, not on the load (``benchmarks/api.py``, 1M
-objects, nginx in front: p99 2.5-4 x p50, against 1.3-1.4 x now at the same requests per
-second; ``benchmarks/results/api_trials.md``). Each response closes its connection: nginx in
-front (``galsearch nginx-config``) opens one per request over the loopback, and buffers slow
-clients, so no worker waits on a slow network. Without nginx, browsers reconnect for every
-request; ``GALSEARCH_THREADS`` above 1 lets a worker take that many requests at once.
+objects, nginx in front: p99 2.7-4.9 x p50, against 1.3-1.6 x now, at the same pages and
+label writes per second and 13% fewer rendered cutouts; ``benchmarks/results/api_trials.md``).
+Each response closes its connection: nginx in front (``galsearch nginx-config``) opens one per
+request over the loopback, and buffers slow clients, so no worker waits on a slow network.
+Without nginx, browsers reconnect for every request; ``GALSEARCH_THREADS`` above 1 lets a
+worker take that many requests at once.
 
 The app is loaded once in the master before forking (``preload_app``), so the search bundle's
 memory-mapped files are opened once and their pages shared by every worker, and the database is
