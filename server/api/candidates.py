@@ -20,7 +20,12 @@ from server.candidates import (
 )
 from server.extensions import db
 from server.models import CampaignSeed, Label, Role, SeedKind
-from server.probe.serving import candidate_order
+from server.probe.serving import (
+    bundle_sha256,
+    candidate_order,
+    newest_probe,
+    newest_probe_id,
+)
 from server.probe.settings import ProbeCampaignSettings
 from server.schemas.candidates import CandidatePageOut, CandidateQuery
 from server.sources import current_bundle, current_source_types, current_survey
@@ -57,6 +62,22 @@ def query_seeds(bundle: SearchBundle, seeds: list[CampaignSeed]) -> tuple[list[Q
     return usable, skipped
 
 
+def _labeled_text(campaign_id: int):
+    """A subquery: the ids of the objects labeled in the campaign as one comma-joined text
+    (NULL: none)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        joined = func.string_agg(cast(Label.object_id, Text), literal_column("','"))
+    else:
+        joined = func.group_concat(Label.object_id)  # SQLite's default separator: a comma
+    return select(joined).where(Label.campaign_id == campaign_id).scalar_subquery()
+
+
+def _parse_ids(text: str | None) -> np.ndarray:
+    if not text:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.fromstring(text, dtype=np.int64, sep=","))
+
+
 def labeled_ids(campaign_id: int) -> np.ndarray:
     """The ids of the objects labeled in the campaign (by anyone), each once, ascending.
 
@@ -65,14 +86,16 @@ def labeled_ids(campaign_id: int) -> np.ndarray:
     (an object labeled by several people) are dropped here: DISTINCT inside PostgreSQL's
     aggregate sorts the values as text, four times the cost of the query without it.
     """
-    if db.session.get_bind().dialect.name == "postgresql":
-        joined = func.string_agg(cast(Label.object_id, Text), literal_column("','"))
-    else:
-        joined = func.group_concat(Label.object_id)  # SQLite's default separator: a comma
-    text = db.session.scalar(select(joined).where(Label.campaign_id == campaign_id))
-    if not text:
-        return np.zeros(0, dtype=np.int64)
-    return np.unique(np.fromstring(text, dtype=np.int64, sep=","))
+    return _parse_ids(db.session.scalar(select(_labeled_text(campaign_id))))
+
+
+def labeled_ids_and_newest_probe(campaign_id: int, bundle: SearchBundle
+                                 ) -> tuple[np.ndarray, int | None]:
+    """:func:`labeled_ids` and the id of the campaign's newest probe run on ``bundle`` (None:
+    none), in one round trip: a page needs both."""
+    text, probe_id = db.session.execute(select(
+        _labeled_text(campaign_id), newest_probe_id(campaign_id, bundle_sha256(bundle)))).one()
+    return _parse_ids(text), probe_id
 
 
 @bp.get("")
@@ -119,10 +142,15 @@ def candidates(campaign_id: int, query: dict) -> dict:
         abort(422, str(error))
     ranking = Ranking(tuple(usable), query.get("mag_window", settings.get("mag_window")),
                       allowed, filter_key)
-    chosen = candidate_order(campaign_id, bundle, ranking,
-                             query.get("strategy", ProbeCampaignSettings.of(settings).strategy))
     rules = TeamRules.of(settings)
     handing_out = rules.handout and role.rank >= Role.LABELER.rank  # viewers only look
+    if handing_out:  # hand_out leaves out what is labeled or handed out itself
+        labeled = None
+        probe_id = db.session.scalar(select(newest_probe_id(campaign_id, bundle_sha256(bundle))))
+    else:
+        labeled, probe_id = labeled_ids_and_newest_probe(campaign_id, bundle)
+    chosen = candidate_order(newest_probe(probe_id), bundle, ranking,
+                             query.get("strategy", ProbeCampaignSettings.of(settings).strategy))
     cursor = after = None
     if "cursor" in query:
         try:
@@ -143,8 +171,7 @@ def candidates(campaign_id: int, query: dict) -> dict:
         expires = [h.expires_at for h in handed.items]
         next_text = handed.next_cursor
     else:
-        ids, scores, next_cursor = page(bundle, chosen.order, query["limit"],
-                                        labeled_ids(campaign_id), cursor)
+        ids, scores, next_cursor = page(bundle, chosen.order, query["limit"], labeled, cursor)
         next_text = next_cursor.encode() if next_cursor else None
     scores = chosen.shown_scores(ids, np.asarray(scores, dtype=np.float64))
     catalog = survey.catalog(["ra", "dec"], ids) if len(ids) else {"ra": [], "dec": []}

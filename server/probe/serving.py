@@ -11,6 +11,9 @@ A cursor names the probe version that ordered its page: once a newer version exi
 refused as stale (409) and the client starts again from the first page, which the new probe
 orders. Restarting is what a labeler wants: the point of retraining is that the next page
 holds the new best candidates, and objects labeled meanwhile are left out either way.
+
+A page finds the newest probe's id in the same round trip as the campaign's labeled objects
+(:func:`newest_probe_id`, a subquery), and reads the probe run itself only when there is one.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import ScalarSelect, select
 
 from ml.index import SearchBundle
 from ml.probe import ProbeOrder
@@ -33,12 +36,24 @@ def bundle_sha256(bundle: SearchBundle) -> str:
     return bundle.manifest_sha256
 
 
+def newest_probe_id(campaign_id: int, bundle_hash: str) -> ScalarSelect:
+    """A subquery: the id of the campaign's newest probe run on the bundle of ``bundle_hash``
+    (NULL: none)."""
+    return (select(ProbeRun.id)
+            .where(ProbeRun.campaign_id == campaign_id, ProbeRun.bundle_sha256 == bundle_hash)
+            .order_by(ProbeRun.version.desc()).limit(1).scalar_subquery())
+
+
+def newest_probe(probe_id: int | None) -> ProbeRun | None:
+    """The probe run of ``probe_id`` from :func:`newest_probe_id` (None: none, or deleted since
+    with its campaign)."""
+    return None if probe_id is None else db.session.get(ProbeRun, probe_id)
+
+
 def current_probe(campaign_id: int, bundle_hash: str) -> ProbeRun | None:
     """The campaign's newest probe trained on the bundle of ``bundle_hash``."""
     return db.session.scalars(
-        select(ProbeRun).where(ProbeRun.campaign_id == campaign_id,
-                               ProbeRun.bundle_sha256 == bundle_hash)
-        .order_by(ProbeRun.version.desc()).limit(1)).first()
+        select(ProbeRun).where(ProbeRun.id == newest_probe_id(campaign_id, bundle_hash))).first()
 
 
 @dataclass(frozen=True)
@@ -66,10 +81,10 @@ def probe_order(run: ProbeRun, bundle: SearchBundle, strategy: str,
                       never=() if never is None else never)
 
 
-def candidate_order(campaign_id: int, bundle: SearchBundle, ranking: Ranking,
+def candidate_order(run: ProbeRun | None, bundle: SearchBundle, ranking: Ranking,
                     strategy: str) -> CandidateOrder:
-    """The order of the campaign's candidate pages (module docstring)."""
-    run = current_probe(campaign_id, bundle_sha256(bundle))
+    """The order of the campaign's candidate pages given its newest probe run on the bundle
+    (None: it has none; module docstring)."""
     if run is None:
         return CandidateOrder(SimilarityOrder(bundle, ranking), None, None)
     seeds = np.array([s.object_id for s in ranking.seeds if s.object_id is not None],
