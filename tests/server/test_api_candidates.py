@@ -150,7 +150,11 @@ def test_without_usable_seeds(campaign, app):
 
 def test_labeled_ids_are_each_labeled_object_once(app, campaign, people):
     """The page's exclusion list comes as one joined value from either database."""
-    from server.api.candidates import labeled_ids
+    from server.api.candidates import labeled_ids_and_newest_probe
+    from server.sources import sources
+
+    def labeled_ids(campaign_id: int) -> np.ndarray:
+        return labeled_ids_and_newest_probe(campaign_id, sources(app).bundle)[0]
 
     alice, cid = campaign
     bob = people.session("bob")

@@ -68,7 +68,6 @@ def test_round_trip(built):
     assert not list(out.parent.glob(".*partial"))
 
 
-
 def test_the_bundle_identity_is_its_manifest_hash_when_opened(built, tmp_path):
     out, _, _, survey = built
     copy = _copy(out, tmp_path)
@@ -79,6 +78,7 @@ def test_the_bundle_identity_is_its_manifest_hash_when_opened(built, tmp_path):
     manifest.write_text(manifest.read_text() + " ")  # a bundle rebuilt in place later
     assert b.manifest_sha256 == opened  # what is served is what was opened
     assert open_bundle(copy, survey=survey).manifest_sha256 != opened
+
 
 def test_missing_file_is_named(built, tmp_path):
     out = _copy(built[0], tmp_path)
