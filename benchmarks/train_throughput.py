@@ -52,6 +52,7 @@ from ml.train.config import load_config  # noqa: E402
 from ml.train.precision import (  # noqa: E402
     AUTOCAST_DTYPES,
     cpu_bf16_supported,
+    faster,
     static_precision,
 )
 from ml.train.step import contrastive_loss, two_views  # noqa: E402
@@ -238,10 +239,11 @@ def main() -> None:
         by_precision[precision] = measure(config, device, batch_size, AUTOCAST_DTYPES[precision],
                                           repeats, steps)
         print_table(precision, by_precision[precision], batch_size)
-    # the precision training would keep: the faster MoCo step (the trial's rule, fp32 on a tie)
-    chosen = min(precisions, key=lambda p: (
-        by_precision[p]["wall_seconds_per_step_median"]["moco_step"], p != "fp32"))
+    # the precision training would keep: the faster MoCo step (the trial's rule)
+    chosen = precisions[0]
     if len(precisions) > 1:
+        chosen = faster({p: m["wall_seconds_per_step_median"]["moco_step"]
+                         for p, m in by_precision.items()})
         print(f"training would keep {chosen} (the faster MoCo step)")
 
     result = {
