@@ -33,6 +33,7 @@ import h5py
 import numpy as np
 
 from ml.survey_format import REQUIRED_KEYS, TRUTH_FILENAME, SurveyError, check_file
+from ml.survey_mapped import MappedRows, map_file, mapped_rows
 from ml.survey_truth import SurveyTruth, read_truth
 
 __all__ = ["Survey", "SurveyBatch", "SurveyError", "SurveyTruth"]
@@ -114,6 +115,7 @@ class Survey:
         self._datasets: OrderedDict[tuple[int, str], h5py.Dataset] = OrderedDict()
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._reset_maps()
         counts, self.image_shape, self.column_specs = self._read_headers()
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.n = int(self.offsets[-1])
@@ -202,9 +204,28 @@ class Survey:
                 f"({exc}); copy or regenerate the file"
             ) from exc
 
+    def _reset_maps(self) -> None:
+        # memory maps of the files (kept across fork: a read-only map stays valid in the
+        # child) and each dataset read through one (None: h5py reads it; ml/survey_mapped.py)
+        self._maps: dict[int, Any] = {}
+        self._mapped: dict[tuple[int, str], MappedRows | None] = {}
+
+    def _rows(self, index: int, key: str) -> MappedRows | None:
+        """Dataset ``key`` of file ``index`` read through a memory map, if its layout allows."""
+        found = self._mapped.get((index, key), False)
+        if found is not False:
+            return found
+        ds = self._dataset(index, key)
+        with self._lock:
+            if index not in self._maps:
+                self._maps[index] = map_file(self.files[index])
+            found = self._mapped[(index, key)] = mapped_rows(ds, self._maps[index])
+        return found
+
     def close(self) -> None:
         """Close every open file (the survey reopens them when read again)."""
         with self._lock:
+            self._reset_maps()  # unmapped once no array read from them is left
             self._datasets = OrderedDict()
             for f in self._handles.values():
                 f.close()
@@ -220,6 +241,7 @@ class Survey:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_handles"], state["_datasets"], state["_lock"]
+        del state["_maps"], state["_mapped"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -228,6 +250,7 @@ class Survey:
         self._datasets = OrderedDict()
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._reset_maps()
 
     def __len__(self) -> int:
         return self.n
@@ -260,7 +283,9 @@ class Survey:
                 gap: int) -> np.ndarray:
         """Rows ``ids`` of dataset ``key`` across files, in the order of ``ids``.
 
-        Unique ids are read in ascending order, one contiguous slice per run of rows whose gaps
+        A dataset stored as plain arrays in its file is read through a memory map of the file
+        (:mod:`ml.survey_mapped`: a numpy gather, no HDF5 call). Otherwise h5py reads
+        it: unique ids are read in ascending order, one contiguous slice per run of rows whose gaps
         are at most ``gap`` (a slice read costs one HDF5 call; a gap costs reading the rows in
         between), except that sparse small rows (runs of one, or small runs with holes, of at
         most :data:`POINT_READ_MAX_ROW_BYTES` a row: catalog values, not cutouts) are read in
@@ -269,7 +294,9 @@ class Survey:
         """
         if ids.size == 1:  # one object (a cutout): one slice read, nothing to sort
             [k], [row] = self.locate(ids)
-            block = self._dataset(int(k), key)[int(row):int(row) + 1]
+            mapped = self._rows(int(k), key)
+            block = (self._dataset(int(k), key)[int(row):int(row) + 1] if mapped is None
+                     else mapped.slice(int(row), int(row) + 1))
             return block if block.dtype == dtype else block.astype(dtype)
         unique, inverse = np.unique(ids, return_inverse=True)
         out = np.empty((unique.size, *trailing), dtype=dtype)
@@ -277,8 +304,12 @@ class Survey:
         file_index, rows = self.locate(unique)
         for k in np.unique(file_index):
             sel = np.flatnonzero(file_index == k)  # contiguous in `unique`, rows ascending
-            ds = self._dataset(int(k), key)
             file_rows = rows[sel]
+            mapped = self._rows(int(k), key)
+            if mapped is not None:
+                out[sel] = mapped.take(file_rows)
+                continue
+            ds = self._dataset(int(k), key)
             breaks = np.flatnonzero(np.diff(file_rows) > gap + 1) + 1
             runs = np.split(np.arange(sel.size), breaks)
             # rows apart from the others (a run of one, or of a few with holes between): all of
