@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from apiflask import APIBlueprint, abort
+from flask import current_app
 from sqlalchemy import Text, cast, func, literal_column, select
 
 from ml.index import SearchBundle
@@ -168,12 +169,15 @@ def candidates(campaign_id: int, query: dict) -> dict:
     scores = chosen.shown_scores(ids, np.asarray(scores, dtype=np.float64))
     catalog = survey.catalog(["ra", "dec"], ids) if len(ids) else {"ra": [], "dec": []}
     mags = np.asarray(bundle.mag_r)[ids] if len(ids) else []
+    # the page as CandidatePageOut writes it (tests hold the two equal), sent as it is: the
+    # schema's dump of 48 items was 7% of a page's CPU
     items = [{"object_id": int(i), "score": float(s), "ra": float(ra), "dec": float(dec),
               "mag_r": float(m) if np.isfinite(m) else None,
-              "handed_out_until": expires[n] if expires else None}
-             for n, (i, s, ra, dec, m) in enumerate(zip(ids, scores, catalog["ra"],
+              "handed_out_until": expires[n].isoformat() if expires else None}
+             for n, (i, s, ra, dec, m) in enumerate(zip(ids.tolist(), scores, catalog["ra"],
                                                         catalog["dec"], mags, strict=True))]
-    return {"items": items, "next_cursor": next_text,
-            "order": "similarity" if chosen.run is None else "probe",
-            "probe_version": None if chosen.run is None else chosen.run.version,
-            "strategy": chosen.strategy, "skipped_seeds": skipped}
+    return current_app.json.response({
+        "items": items, "next_cursor": next_text,
+        "order": "similarity" if chosen.run is None else "probe",
+        "probe_version": None if chosen.run is None else chosen.run.version,
+        "strategy": chosen.strategy, "skipped_seeds": skipped})

@@ -7,6 +7,7 @@ import pytest
 
 from server.extensions import db
 from server.models import CampaignSeed, SeedKind
+from server.schemas.candidates import CandidatePageOut
 from server.sources import sources
 
 
@@ -37,6 +38,13 @@ def expected_order(bundle, seeds: list[int], window: float | None = None,
     return sorted(keep, key=lambda i: (-best[i], i))
 
 
+def as_its_schema_writes(body: dict) -> bool:
+    """The page is what ``CandidatePageOut`` writes (the view sends it without the schema):
+    every field of its type, and dumping what the schema reads gives the same JSON back."""
+    schema = CandidatePageOut()
+    return schema.dump(schema.load(body)) == body
+
+
 def all_pages(client, url: str, limit: int) -> list[int]:
     ids, cursor = [], None
     while True:
@@ -54,6 +62,7 @@ def test_first_page_is_the_exact_similarity_order(campaign, bundle, survey_path)
     body = alice.get(f"/api/campaigns/{cid}/candidates?limit=10").json
     assert body["order"] == "similarity" and body["skipped_seeds"] == []
     assert [c["object_id"] for c in body["items"]] == expected_order(bundle, [6])[:10]
+    assert as_its_schema_writes(body) and body["next_cursor"]
     first = body["items"][0]
     vectors = np.asarray(bundle.vectors, dtype=np.float64)
     assert first["score"] == pytest.approx(vectors[first["object_id"]] @ vectors[6], abs=1e-3)

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
-from test_api_candidates import all_pages, expected_order
+from test_api_candidates import all_pages, as_its_schema_writes, expected_order
 
 from server.database import utcnow
 from server.extensions import db
@@ -48,6 +48,7 @@ def test_labelers_get_disjoint_pages_in_ranking_order(people, bundle):
     bob = c["bob"].get(url).json
     assert ids_of(alice) == order[:5] and ids_of(bob) == order[5:10]
     assert all(item["handed_out_until"] is not None for item in alice["items"])
+    assert as_its_schema_writes(alice)
     # alice's next page goes on after what bob holds
     assert ids_of(c["alice"].get(f"{url}&cursor={alice['next_cursor']}").json) == order[10:15]
 

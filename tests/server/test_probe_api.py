@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from probe_testing import labeled_campaign, probe_jobs, run_probe_jobs
-from test_api_candidates import all_pages
+from test_api_candidates import all_pages, as_its_schema_writes
 
 from ml.probe import ProbeOrder
 from server.database import utcnow
@@ -72,6 +72,7 @@ def test_the_probe_orders_candidates_and_says_which_version(trained, bundle, app
     assert current["metrics"]["cv"] is None and current["dim"] == bundle.dim
     page = alice.get(f"/api/campaigns/{cid}/candidates?limit=10").json
     assert (page["order"], page["probe_version"], page["strategy"]) == ("probe", 1, "top")
+    assert as_its_schema_writes(page)
     scores = [c["score"] for c in page["items"]]
     assert all(0 < s < 1 for s in scores) and scores == sorted(scores, reverse=True)
     # every page together: the probe's order of every object neither labeled nor a seed
