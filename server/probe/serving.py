@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import ScalarSelect, select
+from sqlalchemy import BindParameter, ScalarSelect, select
 
 from ml.index import SearchBundle
 from ml.probe import ProbeOrder
@@ -36,7 +36,8 @@ def bundle_sha256(bundle: SearchBundle) -> str:
     return bundle.manifest_sha256
 
 
-def newest_probe_id(campaign_id: int, bundle_hash: str) -> ScalarSelect:
+def newest_probe_id(campaign_id: int | BindParameter, bundle_hash: str | BindParameter
+                    ) -> ScalarSelect:
     """A subquery: the id of the campaign's newest probe run on the bundle of ``bundle_hash``
     (NULL: none)."""
     return (select(ProbeRun.id)
