@@ -12,7 +12,10 @@ every process that maps the file (gunicorn's workers).
 Anything else (rows larger than :data:`MAX_MAPPED_ROW_BYTES`, such as cutouts; virtual
 datasets, external storage, filters, chunks that are missing or split across the trailing axes,
 or more chunks than :data:`MAX_MAPPED_CHUNKS`, which would take long to list) is left to h5py: :func:`mapped_rows` answers None. Survey files are written to a
-temporary name and renamed when complete, never changed in place, so a map stays valid.
+temporary name and renamed when complete, never changed in place, so a map stays valid (a
+file replaced by a new one keeps its old bytes mapped, as h5py keeps its open handle; a file
+truncated in place by another program would end the reading process with SIGBUS where h5py
+would raise an error).
 """
 
 from __future__ import annotations
