@@ -157,26 +157,37 @@ def test_without_usable_seeds(campaign, app):
     assert "made for another bundle" in alice.get(url).json["detail"]
 
 
-def test_labeled_ids_are_each_labeled_object_once(app, campaign, people):
-    """The page's exclusion list comes as one joined value from either database."""
-    from server.api.candidates import labeled_ids_and_newest_probe
+def test_page_inputs_in_one_query(app, campaign, people):
+    """A page's one query: the seeds oldest first, the newest probe, and the exclusion list as
+    one joined value from either database, each labeled object once; nothing without seeds."""
+    from server.api.candidates import page_inputs
     from server.sources import sources
 
-    def labeled_ids(campaign_id: int) -> np.ndarray:
-        return labeled_ids_and_newest_probe(campaign_id, sources(app).bundle)[0]
+    def inputs(campaign_id: int, with_labeled: bool = True):
+        return page_inputs(campaign_id, sources(app).bundle, with_labeled)
 
     alice, cid = campaign
     bob = people.session("bob")
     alice.post(f"/api/campaigns/{cid}/members", json={"username": "bob", "role": "labeler"})
     other = people.campaign("alice", name="other")
+    for campaign_id, seeds in ((cid, [9, 4]), (other, [2])):
+        for object_id in seeds:
+            assert alice.post(f"/api/campaigns/{campaign_id}/seeds",
+                              json={"object_id": object_id}).status_code == 201
     with app.app_context():
-        assert labeled_ids(cid).dtype == np.int64 and labeled_ids(cid).size == 0
+        empty = inputs(cid)
+        assert [s.object_id for s in empty.seeds] == [9, 4] and empty.probe_id is None
+        assert empty.labeled.dtype == np.int64 and empty.labeled.size == 0
+        seedless = inputs(people.campaign("alice", name="seedless"))
+        assert seedless.seeds == [] and seedless.labeled.size == 0
     for client, ids in ((alice, [3, 17, 40]), (bob, [17, 0, 41])):
         assert client.post(f"/api/campaigns/{cid}/labels/bulk", json={"labels": [
             {"object_id": i, "value": "accept"} for i in ids]}).status_code == 200
     assert alice.put(f"/api/campaigns/{other}/labels/5", json={"value": "accept"}).status_code \
         in (200, 201)
     with app.app_context():
-        got = labeled_ids(cid)
-        assert got.dtype == np.int64 and sorted(got.tolist()) == [0, 3, 17, 40, 41]
-        assert labeled_ids(other).tolist() == [5]
+        got = inputs(cid)
+        assert got.labeled.dtype == np.int64 and got.labeled.tolist() == [0, 3, 17, 40, 41]
+        assert [s.object_id for s in got.seeds] == [9, 4]  # a row per seed, the labels once
+        assert inputs(other).labeled.tolist() == [5]
+        assert inputs(cid, with_labeled=False).labeled is None

@@ -103,25 +103,27 @@ def test_a_newer_probe_makes_old_cursors_stale(trained, app):
 
 
 def test_a_page_reads_labeled_objects_and_the_newest_probe_in_one_query(trained, bundle, app):
-    from server.api.candidates import labeled_ids_and_newest_probe
+    from server.api.candidates import page_inputs
 
     alice, cid = trained
     with app.app_context():
         first = db.session.query(ProbeRun).filter_by(campaign_id=cid).one()
-        labeled, probe_id = labeled_ids_and_newest_probe(cid, bundle)
-        assert labeled.tolist() == [10, 11, 12, 20, 21, 22]
-        assert probe_id == first.id
+        inputs = page_inputs(cid, bundle)
+        assert inputs.labeled.tolist() == [10, 11, 12, 20, 21, 22]
+        assert inputs.probe_id == first.id and inputs.seeds
         db.session.remove()
     alice.put(f"/api/campaigns/{cid}/labels/30", json={"value": "reject"})
     alice.post(f"/api/campaigns/{cid}/probe/retrain")
     run_probe_jobs(app)
     with app.app_context():
         second = db.session.query(ProbeRun).filter_by(campaign_id=cid, version=2).one()
-        labeled, probe_id = labeled_ids_and_newest_probe(cid, bundle)
-        assert 30 in labeled.tolist() and probe_id == second.id != first.id
+        inputs = page_inputs(cid, bundle)
+        assert 30 in inputs.labeled.tolist() and inputs.probe_id == second.id != first.id
+        assert page_inputs(cid, bundle, with_labeled=False).probe_id == second.id  # hand-out
         db.session.query(ProbeRun).update({"bundle_sha256": "0" * 64})  # another bundle's
         db.session.commit()
-        assert labeled_ids_and_newest_probe(cid, bundle)[1] is None
+        assert page_inputs(cid, bundle).probe_id is None
+
 
 def test_strategy_from_settings_or_query(trained):
     alice, cid = trained
