@@ -98,6 +98,40 @@ def test_pages_neither_repeat_nor_skip_while_others_label(campaign, bundle, peop
     assert [c["object_id"] for c in fresh["items"]] == [i for i in order if i not in labeled][:8]
 
 
+@pytest.mark.parametrize("prefix_sizes", [(64, 8192), (4, 8192), (4, 16)])
+def test_a_ranking_is_searched_once_per_process(campaign, bundle, people, monkeypatch,
+                                                prefix_sizes):
+    """Pages are the ranking's cached prefix less the labeled objects: the same pages as a
+    search that leaves them out, with prefixes that grow when labels fill them (4) and pages
+    deeper than the largest prefix searched without the cache (16)."""
+    import server.candidates as candidates
+
+    monkeypatch.setattr(candidates, "PREFIX_MIN_SIZE", prefix_sizes[0])
+    monkeypatch.setattr(candidates, "PREFIX_MAX_SIZE", prefix_sizes[1])
+    candidates.PREFIXES.clear()
+    searches = []
+    search = type(bundle).search_vector
+    monkeypatch.setattr(type(bundle), "search_vector",
+                        lambda self, *a, **kw: searches.append(a[1]) or search(self, *a, **kw))
+    alice, cid = campaign
+    url = f"/api/campaigns/{cid}/candidates"
+    alice.post(f"/api/campaigns/{cid}/seeds", json={"object_id": 6})
+    order = expected_order(bundle, [6])
+    first = alice.get(f"{url}?limit=3").json
+    assert [c["object_id"] for c in first["items"]] == order[:3]
+    again = len(searches)
+    assert alice.get(f"{url}?limit=3").json == first
+    assert len(searches) == again  # the prefix, not the index
+    labeled = set(order[:6])  # fills a prefix of 4 and more
+    assert alice.post(f"/api/campaigns/{cid}/labels/bulk", json={"labels": [
+        {"object_id": i, "value": "reject"} for i in labeled]}).status_code == 200
+    rest = [i for i in order if i not in labeled]
+    assert [c["object_id"] for c in alice.get(f"{url}?limit=3").json["items"]] == rest[:3]
+    assert all_pages(alice, url, 5) == rest
+    if prefix_sizes[0] == 64:
+        assert len(searches) == 1 and searches[0] == min(64, bundle.n)
+
+
 def test_several_seeds_combine_by_best_similarity(campaign, bundle):
     alice, cid = campaign
     for object_id in (6, 30):
