@@ -98,7 +98,7 @@ def test_pages_neither_repeat_nor_skip_while_others_label(campaign, bundle, peop
     assert [c["object_id"] for c in fresh["items"]] == [i for i in order if i not in labeled][:8]
 
 
-@pytest.mark.parametrize("prefix_sizes", [(64, 8192), (4, 8192), (4, 16)])
+@pytest.mark.parametrize("prefix_sizes", [(64, 1024), (4, 1024), (4, 16)])
 def test_a_ranking_is_searched_once_per_process(campaign, bundle, people, monkeypatch,
                                                 prefix_sizes):
     """Pages are the ranking's cached prefix less the labeled objects: the same pages as a
