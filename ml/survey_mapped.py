@@ -11,11 +11,11 @@ every process that maps the file (gunicorn's workers).
 
 Anything else (rows larger than :data:`MAX_MAPPED_ROW_BYTES`, such as cutouts; virtual
 datasets, external storage, filters, chunks that are missing or split across the trailing axes,
-or more chunks than :data:`MAX_MAPPED_CHUNKS`, which would take long to list) is left to h5py: :func:`mapped_rows` answers None. Survey files are written to a
-temporary name and renamed when complete, never changed in place, so a map stays valid (a
-file replaced by a new one keeps its old bytes mapped, as h5py keeps its open handle; a file
-truncated in place by another program would end the reading process with SIGBUS where h5py
-would raise an error).
+or more chunks than :data:`MAX_MAPPED_CHUNKS`, which would take long to list) is left to h5py:
+:func:`mapped_rows` answers None. Survey files are written to a temporary name and renamed when
+complete, never changed in place, so a map stays valid (a file replaced by a new one keeps its
+old bytes mapped, as h5py keeps its open handle; a file truncated in place by another program
+would end the reading process with SIGBUS where h5py would raise an error).
 """
 
 from __future__ import annotations
@@ -66,10 +66,10 @@ class MappedRows:
         """Rows ``rows`` (int64, any order, repeats allowed) as a new array."""
         if len(self._chunks) == 1:
             return self._chunks[0].take(rows, axis=0)
-        out = np.empty((rows.size, *self.shape[1:]), dtype=self.dtype)
         chunk, within = np.divmod(rows, self.chunk_rows)
         if rows.size and chunk[0] == chunk[-1] and (chunk == chunk[0]).all():
             return self._chunks[int(chunk[0])].take(within, axis=0)
+        out = np.empty((rows.size, *self.shape[1:]), dtype=self.dtype)
         for c in np.unique(chunk):
             sel = chunk == c
             out[sel] = self._chunks[int(c)].take(within[sel], axis=0)

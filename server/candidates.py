@@ -203,11 +203,11 @@ class Order(Protocol):
 
 @dataclass(frozen=True)
 class _Prefix:
-    """The first ``size`` objects of a ranking with nothing labeled left out."""
+    """A ranking's first objects with nothing labeled left out: as many as were asked for,
+    unless fewer are eligible (``complete``)."""
 
     ids: np.ndarray
     scores: np.ndarray
-    size: int  # how many were asked for
     complete: bool  # every eligible object is in it
 
 
@@ -272,7 +272,7 @@ class SimilarityOrder:
                     return ids, scores, prefix.complete and kept <= k
                 # labeled objects took room: a prefix with room for them and the page
                 need = k + (prefix.ids.size - kept)
-                size = max(2 * prefix.size, 1 << (need - 1).bit_length())
+                size = max(2 * prefix.ids.size, 1 << (need - 1).bit_length())
             else:
                 size = max(PREFIX_MIN_SIZE, 1 << (k - 1).bit_length())
             size = min(size, self.bundle.n)
@@ -280,7 +280,7 @@ class SimilarityOrder:
                 ids, scores = top(self.bundle, self.ranking, k, exclude)
                 return ids, scores, len(ids) < k or k >= self.bundle.n
             ids, scores = top(self.bundle, self.ranking, size, np.zeros(0, dtype=np.int64))
-            prefix = _Prefix(ids, scores, size, len(ids) < size or size >= self.bundle.n)
+            prefix = _Prefix(ids, scores, len(ids) < size or size >= self.bundle.n)
             PREFIXES.put(key, prefix)
 
 

@@ -176,7 +176,6 @@ def candidates(campaign_id: int, query: dict) -> dict:
         abort(422, str(error))
     ranking = Ranking(tuple(usable), query.get("mag_window", settings.get("mag_window")),
                       allowed, filter_key)
-    labeled = inputs.labeled
     chosen = candidate_order(newest_probe(inputs.probe_id), bundle, ranking,
                              query.get("strategy", ProbeCampaignSettings.of(settings).strategy))
     cursor = after = None
@@ -199,7 +198,8 @@ def candidates(campaign_id: int, query: dict) -> dict:
         expires = [h.expires_at for h in handed.items]
         next_text = handed.next_cursor
     else:
-        ids, scores, next_cursor = page(bundle, chosen.order, query["limit"], labeled, cursor)
+        ids, scores, next_cursor = page(bundle, chosen.order, query["limit"], inputs.labeled,
+                                        cursor)
         next_text = next_cursor.encode() if next_cursor else None
     scores = chosen.shown_scores(ids, np.asarray(scores, dtype=np.float64))
     catalog = survey.catalog(["ra", "dec"], ids) if len(ids) else {"ra": [], "dec": []}
