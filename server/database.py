@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import has_request_context, request
-from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, Table, bindparam, event, exc
+from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, Table, bindparam, cast, event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, registry
@@ -167,6 +167,13 @@ def bound_values(table: Table, names: Sequence[str]) -> dict[str, Any]:
     (SQLAlchemy then reuses its compiled form: building a tree per call costs more CPU than
     running it)."""
     return {name: bindparam(name, type_=table.c[name].type) for name in names}
+
+
+def typed_values(table: Table, names: Sequence[str]) -> list[Any]:
+    """:func:`bound_values` cast to their columns' types, for the select list of an ``INSERT ...
+    SELECT`` (a bare parameter there would reach PostgreSQL as text)."""
+    return [cast(parameter, table.c[name].type)
+            for name, parameter in bound_values(table, names).items()]
 
 
 def is_database_unavailable(error: BaseException) -> bool:

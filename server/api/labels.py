@@ -14,6 +14,7 @@ from server.auth.access import campaign_access
 from server.auth.identity import SIGNED_IN, current_user
 from server.extensions import db
 from server.labeling import LabelState, undo_last, write_labels
+from server.labeling_fast import write_first_label
 from server.models import Label, LabelHistory, Role
 from server.schemas.labels import (
     BulkIn,
@@ -108,6 +109,9 @@ def put(campaign_id: int, object_id: int, body: dict) -> LabelState:
 
     Creates or changes your label. Writing the value it already has changes nothing.
     """
+    state = write_first_label(campaign_id, object_id, body["value"])
+    if state is not None:
+        return state
     campaign_access(campaign_id, Role.LABELER)
     [state] = write_labels(campaign_id, current_user().id, [(object_id, body["value"])])
     return state

@@ -26,6 +26,12 @@ user's sessions (deactivation, a new password, "sign out everywhere") raises the
 ``session_version``, which forgets them here at once; in the other web processes a session
 that was just ended may still fetch images for at most those seconds. Everything else is
 checked against the database at every request.
+
+A label write (``PUT /api/campaigns/<id>/labels/<object>``, :data:`DEFERRED_ENDPOINTS`) with
+the session cookie and its CSRF token is not looked up here at all: ``g.auth`` is
+``"deferred"``, and the view's own statement checks the user, the session version and the
+membership while it writes (:mod:`server.labeling_fast`). When that statement writes nothing,
+:func:`current_user` loads the user then, and the request is decided as any other.
 """
 
 from __future__ import annotations
@@ -74,6 +80,9 @@ SQL_INTEGER_MAX = 2**63 - 1  # the largest id a database integer column holds
 IMAGE_ENDPOINTS = frozenset({"objects.cutout"})
 RECENT_SESSION_ENDPOINTS = IMAGE_ENDPOINTS
 RECHECK_IMAGES_S = 10.0
+# endpoints whose cookie-session identity is checked only when it is needed (``g.auth ==
+# "deferred"``): a first label write checks it inside its own statement (server.labeling_fast)
+DEFERRED_ENDPOINTS = frozenset({"labels.put"})
 # a session cookie older than this is re-signed and re-sent (SessionCookies)
 SESSION_REFRESH_AFTER = timedelta(hours=1)
 
@@ -233,9 +242,26 @@ def _user_from_session() -> User | None:
     return user
 
 
+def session_checked(user_id: int, version: int) -> None:
+    """Record that the database has just confirmed this request's cookie session (user id and
+    session version) without loading the user: ``g.auth`` becomes ``"session"``."""
+    g.auth = "session"
+    recent_sessions.add(user_id, version)
+
+
+def _csrf_sent() -> bool:
+    sent = request.headers.get(CSRF_HEADER, "")
+    return hmac.compare_digest(sent.encode(), session.get("csrf", "").encode())
+
+
 def load_identity() -> None:
     """Set ``g.user`` and ``g.auth`` for an ``/api`` request; refuse bad credentials (401) and
-    cookie writes without the CSRF token (403)."""
+    cookie writes without the CSRF token (403).
+
+    On :data:`DEFERRED_ENDPOINTS`, a signed session cookie sent with its CSRF token is not
+    checked against the database here: ``g.auth`` is ``"deferred"`` and ``g.user`` None until
+    :func:`current_user` loads the user (or the view checks the session itself and calls
+    :func:`session_checked`). Every other case is decided here as on any endpoint."""
     g.user, g.auth, g.token, g.membership = None, None, None, None
     if not request.path.startswith(API_PREFIX):
         return
@@ -257,21 +283,27 @@ def load_identity() -> None:
             and recent_sessions.valid(session.get("uid"), session.get("ver"))):
         g.auth = "session"  # checked moments ago (module docstring); g.user stays unloaded
         return
+    if (request.endpoint in DEFERRED_ENDPOINTS and session.get("uid") is not None
+            and _csrf_sent()):
+        g.auth = "deferred"
+        return
     user = _user_from_session()
     if user is None:
         return
     g.user, g.auth = user, "session"
-    if request.method in WRITE_METHODS and request.endpoint not in CSRF_EXEMPT_ENDPOINTS:
-        sent = request.headers.get(CSRF_HEADER, "")
-        if not hmac.compare_digest(sent.encode(), session.get("csrf", "").encode()):
-            abort(403, f"missing or wrong {CSRF_HEADER} header: writes made with the session "
-                       "cookie must send the csrf_token returned by POST /api/session or "
-                       "GET /api/session")
+    if (request.method in WRITE_METHODS and request.endpoint not in CSRF_EXEMPT_ENDPOINTS
+            and not _csrf_sent()):
+        abort(403, f"missing or wrong {CSRF_HEADER} header: writes made with the session "
+                   "cookie must send the csrf_token returned by POST /api/session or "
+                   "GET /api/session")
 
 
 def current_user() -> User:
     """The signed-in user, or a 401 error."""
     user = g.get("user")
+    if user is None and g.get("auth") == "deferred":
+        user = _user_from_session()
+        g.user, g.auth = user, None if user is None else "session"
     if user is None:
         abort(401, "sign in first (POST /api/session) or send an API token "
                    "(Authorization: Bearer ...)", headers=_UNAUTHORIZED_HEADERS)

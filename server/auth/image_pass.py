@@ -77,11 +77,13 @@ def renew_image_pass(response: Response) -> Response:
         return response
     lifetime = current_app.config["IMAGE_PASS_LIFETIME_S"]
     sent = request.cookies.get(IMAGE_PASS_COOKIE)
-    # load_identity checked the session's user id against the database; reading g.user.id
-    # instead would reload the user after a commit (an expired ORM object): a query per write
+    if g.get("auth") == "deferred":  # a request that never checked its session: as it was
+        return response
+    # "session": the database confirmed the session's user id (load_identity, or the request's
+    # own statement: server.labeling_fast); reading g.user.id instead would reload the user
+    # after a commit (an expired ORM object): a query per write
     user_id = session.get("uid")
-    signed_in = (lifetime > 0 and g.get("user") is not None and g.get("auth") == "session"
-                 and isinstance(user_id, int))
+    signed_in = lifetime > 0 and g.get("auth") == "session" and isinstance(user_id, int)
     if not signed_in:
         if sent is not None and g.get("auth") != "token":  # signed out, or not valid
             response.delete_cookie(IMAGE_PASS_COOKIE, path="/",

@@ -93,9 +93,9 @@ def _insert_for(session_or_connection: Session | Connection):
 
 
 # the columns an enqueue writes, bound by name at execution (:func:`_coalescing_upsert`)
-_ENQUEUE_COLUMNS = ("kind", "campaign_id", "payload", "status", "coalesce_key", "requests",
-                    "run_after", "attempts", "max_attempts", "message", "cancel_requested",
-                    "created_by_id", "created_at")
+ENQUEUE_COLUMNS = ("kind", "campaign_id", "payload", "status", "coalesce_key", "requests",
+                   "run_after", "attempts", "max_attempts", "message", "cancel_requested",
+                   "created_by_id", "created_at")
 
 
 @functools.cache
@@ -107,9 +107,17 @@ def _coalescing_upsert(dialect: str, due_by_count: bool):
     a cache key from a new tree."""
     # on the table, not the mapped class: an ORM-enabled insert goes through the ORM's bulk
     # persistence layer, which cost as much CPU as the rest of the upsert
+    return coalescing(dialect_insert(dialect)(Job.__table__).values(
+        bound_values(Job.__table__, ENQUEUE_COLUMNS)), dialect, due_by_count)
+
+
+def coalescing(statement, dialect: str, due_by_count: bool):
+    """``statement``, an ``INSERT`` of :data:`ENQUEUE_COLUMNS` into the job table (from
+    ``VALUES`` or a ``SELECT``), made the coalescing upsert of :func:`enqueue`: it joins the
+    queued job of its ``coalesce_key`` (parameters ``now`` and, with ``due_by_count``,
+    ``due_after_requests``), and returns the job's id and ``run_after`` (on PostgreSQL it also
+    announces a due job)."""
     job = Job.__table__.c
-    statement = dialect_insert(dialect)(Job.__table__).values(
-        bound_values(Job.__table__, _ENQUEUE_COLUMNS))
     now = bindparam("now", type_=job.run_after.type)
     total = job.requests + statement.excluded.requests
     whens = [(job.run_after <= now, job.run_after)]  # already due: stays due
@@ -130,6 +138,21 @@ def _coalescing_upsert(dialect: str, due_by_count: bool):
         return statement.returning(job.id, job.run_after, case(
             (job.run_after <= now, func.pg_notify(NOTIFY_CHANNEL, job.kind))).label("announced"))
     return statement.returning(job.id, job.run_after)
+
+
+def enqueue_values(kind: str, *, campaign_id: int | None, payload: dict[str, Any] | None,
+                   coalesce_key: str | None, delay_s: float, due_after_requests: int | None,
+                   requests: int, max_attempts: int | None, created_by_id: int | None,
+                   now: datetime) -> dict[str, Any]:
+    """The :data:`ENQUEUE_COLUMNS` of a new job (the arguments as :func:`enqueue`'s)."""
+    if max_attempts is None:
+        max_attempts = job_kind(kind).max_attempts
+    due_now = delay_s <= 0 or (due_after_requests is not None and requests >= due_after_requests)
+    return dict(kind=kind, campaign_id=campaign_id, payload=payload or {},
+                status=QUEUED, coalesce_key=coalesce_key, requests=requests,
+                run_after=now if due_now else now + timedelta(seconds=delay_s),
+                attempts=0, max_attempts=max_attempts, message="", cancel_requested=False,
+                created_by_id=created_by_id, created_at=now)
 
 
 def enqueue(session: Session, kind: str, *, campaign_id: int | None = None,
@@ -158,14 +181,10 @@ def enqueue(session: Session, kind: str, *, campaign_id: int | None = None,
         ValueError: an unknown kind.
     """
     now = now or utcnow()
-    if max_attempts is None:
-        max_attempts = job_kind(kind).max_attempts
-    due_now = delay_s <= 0 or (due_after_requests is not None and requests >= due_after_requests)
-    values = dict(kind=kind, campaign_id=campaign_id, payload=payload or {},
-                  status=QUEUED, coalesce_key=coalesce_key, requests=requests,
-                  run_after=now if due_now else now + timedelta(seconds=delay_s),
-                  attempts=0, max_attempts=max_attempts, message="", cancel_requested=False,
-                  created_by_id=created_by_id, created_at=now)
+    values = enqueue_values(kind, campaign_id=campaign_id, payload=payload,
+                            coalesce_key=coalesce_key, delay_s=delay_s,
+                            due_after_requests=due_after_requests, requests=requests,
+                            max_attempts=max_attempts, created_by_id=created_by_id, now=now)
     if coalesce_key is None:
         row = session.execute(insert(Job).values(**values).returning(Job.id, Job.run_after)).one()
         _announce(session, kind, row.run_after, now)

@@ -10,10 +10,13 @@ already in progress is not disturbed: the new run waits for it and then reads th
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from flask import current_app
 
 from server.extensions import db
-from server.jobs.queue import enqueue
+from server.jobs.queue import enqueue, enqueue_values
 from server.sources import sources
 
 PROBE_KIND = "probe"
@@ -36,6 +39,21 @@ def mark_for_retraining(campaign_id: int, changes: int) -> int | None:
                    coalesce_key=coalesce_key(campaign_id),
                    delay_s=app.config["PROBE_DEBOUNCE_S"],
                    due_after_requests=app.config["PROBE_DEBOUNCE_LABELS"], requests=changes)
+
+
+def retraining_values(campaign_id: int, changes: int, now: datetime) -> dict[str, Any] | None:
+    """The parameters of :func:`mark_for_retraining`'s upsert (``ENQUEUE_COLUMNS``, ``now`` and
+    ``due_after_requests``), for a statement that runs it itself
+    (:mod:`server.labeling_fast`); None when the server has no bundle to train on."""
+    app = current_app
+    if sources(app).bundle is None:
+        return None
+    due_after = app.config["PROBE_DEBOUNCE_LABELS"]
+    return enqueue_values(PROBE_KIND, campaign_id=campaign_id, payload=None,
+                          coalesce_key=coalesce_key(campaign_id),
+                          delay_s=app.config["PROBE_DEBOUNCE_S"], due_after_requests=due_after,
+                          requests=changes, max_attempts=None, created_by_id=None,
+                          now=now) | {"now": now, "due_after_requests": due_after}
 
 
 def retrain_now(campaign_id: int, user_id: int | None) -> int:

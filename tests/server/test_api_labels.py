@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, func, select, update
 
+from server.auth.image_pass import IMAGE_PASS_COOKIE
 from server.extensions import db
-from server.models import Label, LabelHistory
+from server.models import Job, JobStatus, Label, LabelHistory, User
 
 
 @pytest.fixture
@@ -234,10 +235,13 @@ def test_a_label_write_reads_the_user_once(labeling, app):
 
 def test_a_first_label_takes_the_fast_path_and_a_rewrite_the_locking_one(labeling, app):
     """A new label is one INSERT ... ON CONFLICT DO NOTHING and its history row (no locking
-    SELECT; on PostgreSQL one statement); an existing one is read FOR UPDATE and changed. Both store the same things."""
+    SELECT); on PostgreSQL the whole request is one statement, which also checks the session
+    and membership and queues the probe (server.labeling_fast). An existing label is read FOR
+    UPDATE and changed. Both store the same things."""
     alice, _, url = labeling
     with sql_statements(app) as statements:
         assert alice.put(f"{url}/5", json={"value": "accept"}).json["changed"] is True
+        everything = list(statements)
         first = [s for s in statements if _on_labels(s)]
         statements.clear()
         assert alice.put(f"{url}/5", json={"value": "reject"}).json["changed"] is True
@@ -245,9 +249,12 @@ def test_a_first_label_takes_the_fast_path_and_a_rewrite_the_locking_one(labelin
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         assert [s.split(" (")[0] for s in first] == ["INSERT INTO LABELS",
                                                       "INSERT INTO LABEL_HISTORY"]
-    else:  # one statement: the history row is inserted from the label insert's RETURNING
-        assert [s.split(" (")[0] for s in first] == ["WITH CREATED AS"]
-        assert "INSERT INTO LABEL_HISTORY" in first[0] and "FROM CREATED" in first[0]
+    else:
+        assert [s.split(" (")[0] for s in everything] == ["WITH CALLER AS"], everything
+        statement = first[0]
+        assert "FROM USERS LEFT OUTER JOIN MEMBERSHIPS" in statement
+        assert "INSERT INTO LABEL_HISTORY" in statement and "FROM CREATED" in statement
+        assert "INSERT INTO JOBS" in statement
     assert "INSERT INTO LABELS" in first[0]
     assert "ON CONFLICT" in first[0] and "DO NOTHING" in first[0]
     assert any(s.startswith("SELECT") and "FOR UPDATE" in s for s in second) or \
@@ -255,3 +262,46 @@ def test_a_first_label_takes_the_fast_path_and_a_rewrite_the_locking_one(labelin
     assert any(s.startswith("UPDATE LABELS") for s in second)
     assert history_of(alice, url) == [(5, "change", "accept", "reject"),
                                       (5, "create", None, "accept")]
+
+
+@pytest.mark.parametrize("ended_by", ["new session version", "deactivation"])
+def test_a_label_write_checks_the_session_in_the_database(labeling, people, app, ended_by):
+    """A session ended in another process (its user's session version raised, or the user
+    deactivated, in the database only: this process has not seen it) cannot write a label,
+    even though this process checked the session a moment ago: 401, nothing stored."""
+    alice, cid, url = labeling
+    assert alice.put(f"{url}/1", json={"value": "accept"}).status_code == 200
+    change = ({"session_version": User.session_version + 1} if ended_by == "new session version"
+              else {"is_active": False})
+    with app.app_context():
+        db.session.execute(update(User).where(User.id == people.ids["alice"]).values(change))
+        db.session.commit()
+    refused = alice.put(f"{url}/2", json={"value": "accept"})
+    assert refused.status_code == 401, refused.json
+    with app.app_context():
+        assert db.session.scalars(select(Label.object_id).where(
+            Label.campaign_id == cid)).all() == [1]
+        assert db.session.scalar(select(func.count()).select_from(LabelHistory)) == 1
+
+
+def test_a_first_label_queues_the_probe_as_the_general_path_does(labeling, app):
+    """Both ways of writing a label join the campaign's one queued probe job, counting each
+    change (on PostgreSQL the first label's statement runs the job's upsert itself)."""
+    alice, cid, url = labeling
+    assert alice.put(f"{url}/1", json={"value": "accept"}).json["changed"] is True  # first
+    assert alice.put(f"{url}/1", json={"value": "reject"}).json["changed"] is True  # change
+    assert alice.put(f"{url}/2", json={"value": "unsure"}).json["changed"] is True  # first
+    with app.app_context():
+        jobs = db.session.execute(select(Job.kind, Job.requests, Job.status).where(
+            Job.campaign_id == cid)).all()
+    assert [tuple(job) for job in jobs] == [("probe", 3, JobStatus.QUEUED)]
+
+
+def test_a_refused_label_write_leaves_the_image_pass_alone(labeling):
+    """A write whose session was never checked (a bad body: 422 before the view) neither
+    renews nor deletes the image pass."""
+    alice, _, url = labeling
+    response = alice.put(f"{url}/1", json={"value": "maybe"})
+    assert response.status_code == 422
+    assert not any(c.startswith(f"{IMAGE_PASS_COOKIE}=")
+                   for c in response.headers.getlist("Set-Cookie"))
