@@ -6,9 +6,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import psycopg
 import pytest
 from jobs_testing import TEST_KIND, add_job, job_row, jobs, later, register_test_kind
 from sqlalchemy import insert
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from server.database import utcnow
@@ -239,3 +241,30 @@ def test_coalescing_survives_prepared_statements(app):
             db.session.commit()
     [job] = [j for j in jobs(app) if j.coalesce_key == "prepared"]
     assert job.requests == 12
+
+
+def test_postgresql_announces_a_job_when_an_enqueue_makes_it_due_and_not_again(app):
+    """NOTIFY goes out when an enqueue makes the queued job due (a new job due at once, or the
+    request that gathers enough), not for requests that join a job already due: each NOTIFY
+    makes its commit wait for PostgreSQL's one lock for notifying transactions."""
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    if not url.startswith("postgresql"):
+        pytest.skip("SQLite has no notifications")
+    libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(libpq, autocommit=True) as listener:
+        listener.execute(f"LISTEN {queue.NOTIFY_CHANNEL}")
+
+        def announcements() -> int:
+            return len(list(listener.notifies(timeout=0.2, stop_after=10)))
+
+        kwargs = dict(coalesce_key="probe:9", delay_s=60, due_after_requests=3)
+        add_job(app, **kwargs)
+        add_job(app, **kwargs)
+        assert announcements() == 0  # queued, not due
+        add_job(app, **kwargs)  # the third request: due now
+        assert announcements() == 1
+        add_job(app, **kwargs)
+        add_job(app, coalesce_key="probe:9", delay_s=0)  # "retrain now" on a due job
+        assert announcements() == 0
+        add_job(app, coalesce_key="probe:10", delay_s=0)  # a new job, due at once
+        assert announcements() == 1
