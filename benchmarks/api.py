@@ -62,6 +62,7 @@ from serving import (
     CpuMeter,
     Latencies,
     cpu_columns,
+    freeze_client_heap,
     load_average,
     percentiles,
     served,
@@ -184,6 +185,7 @@ async def measure(base_url: str, people: list[tuple[str, int]], n_objects: int,
     warm = Latencies()
     for kind in KINDS:  # every worker and thread: index pages, renderer import, connections
         await closed_loop(clients, warmup_s, 10 * len(clients), steps[kind], warm)
+    freeze_client_heap()
     phases = []
     errors: list[str] = list(warm.errors)
     for count in concurrencies:
@@ -205,7 +207,9 @@ async def measure(base_url: str, people: list[tuple[str, int]], n_objects: int,
             errors += record.errors
             print(f"  {kind:<16} {count:>3} clients: {latency['count']:>6} requests, p50 "
                   f"{latency.get('p50_ms')} ms, p99 {latency.get('p99_ms')} ms; errors "
-                  f"{record.error_count}; load {cost['load_average_after'][0]}", flush=True)
+                  f"{record.error_count}; load {cost['load_average_after'][0]}; this "
+                  f"process's longest GC pause {cost['client_gc_pause_ms']['max']} ms",
+                  flush=True)
     for browser in browsers:
         await browser.close()
     by_depth = {depth: {k: v for k, v in percentiles(seconds).items()

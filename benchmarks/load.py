@@ -72,6 +72,7 @@ from serving import (
     Latencies,
     Served,
     cpu_columns,
+    freeze_client_heap,
     load_average,
     percentiles,
     results_path,
@@ -203,6 +204,7 @@ async def drive(setup: Served, duration_s: float, record: Record,
     browsers = await sign_in_all(setup.server.url, [name for name, _ in setup.people], record,
                                  connections=BROWSER_CONNECTIONS, timeout_s=REQUEST_TIMEOUT_S)
     sign_in_s = time.perf_counter() - t_sign
+    freeze_client_heap()
     rng = random.Random(1)
     n = len(browsers)
     arrivals = [max(ramp_s, 1.0) * (i + rng.random()) / n for i in range(n)]

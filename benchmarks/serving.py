@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import random
@@ -373,15 +374,51 @@ def _own_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class _CollectorPauses:
+    """The garbage collector's pauses in this process (the load generator): every request in
+    flight during one seems that much slower."""
+
+    def __init__(self) -> None:
+        self.pauses_s: list[float] = []
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses_s.append(time.perf_counter() - self._started)
+
+
+_collector_pauses: _CollectorPauses | None = None
+
+
+def freeze_client_heap() -> None:
+    """Put everything this load generator holds so far (the setup app with its survey and
+    bundle, the signed-in browsers) out of the garbage collector's reach, as gunicorn's workers
+    do (``server.gunicorn_conf.pre_fork``). Otherwise a collection walks it all while requests
+    are in flight: in ``benchmarks/api.py`` one took 47 ms, and the label writes in flight then
+    made a cluster of the phase's slowest 2%."""
+    gc.collect()
+    gc.freeze()
+
+
 class CpuMeter:
     """Who used the cores between :meth:`start` and :meth:`stop`: the server's processes,
     PostgreSQL, this process (the load generator), and everything else (on the shared machine:
-    other people's jobs), each as a share of all cores; and the load average at both ends."""
+    other people's jobs), each as a share of all cores; the load average at both ends; and the
+    longest and total pause of this process's garbage collector (client time that looks like
+    server latency)."""
 
     def __init__(self, server: Gunicorn | Fronted) -> None:
+        global _collector_pauses
         self.server = server
+        if _collector_pauses is None:
+            _collector_pauses = _CollectorPauses()
+        self._pauses = _collector_pauses
 
     def start(self) -> None:
+        self._pauses0 = len(self._pauses.pauses_s)
         self._t0 = time.perf_counter()
         self._server0 = self.server.cpu_seconds()
         self._own0 = _own_cpu_seconds()
@@ -397,13 +434,16 @@ class CpuMeter:
         busy = _machine_busy_seconds() - self._busy0
         # every PostgreSQL process of the machine (other people's databases included)
         postgres = _postgres_cpu_seconds() - self._postgres0
+        pauses = self._pauses.pauses_s[self._pauses0:]
         return {"wall_s": round(wall, 2),
                 "server_cpu_share": round(server / capacity, 3),
                 "postgres_cpu_share": round(postgres / capacity, 3),
                 "client_cpu_share": round(own / capacity, 3),
                 "others_cpu_share": round(max(0.0, busy - server - postgres - own) / capacity,
                                           3),
-                "load_average_before": self._load0, "load_average_after": load_average()}
+                "load_average_before": self._load0, "load_average_after": load_average(),
+                "client_gc_pause_ms": {"max": round(1e3 * max(pauses, default=0.0), 1),
+                                       "total": round(1e3 * sum(pauses), 1)}}
 
 
 CPU_HEADER = f"{'server':>7}{'pg':>5}{'client':>7}{'others':>7}{'load':>6}"
