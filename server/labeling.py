@@ -98,7 +98,7 @@ def _existing(campaign_id: int, user_id: int, object_ids: Sequence[int]) -> dict
 
 LABEL_COLUMNS = ("campaign_id", "object_id", "user_id", "value", "created_at", "updated_at")
 HISTORY_COLUMNS = ("campaign_id", "object_id", "user_id", "action", "old_value", "new_value",
-                    "batch", "undo_of_id", "created_at")
+                   "batch", "undo_of_id", "created_at")
 
 
 @functools.cache
