@@ -118,14 +118,11 @@ def write_first_label(campaign_id: int, object_id: int,
     statement = _statement(probe is not None,
                            probe is not None and probe["due_after_requests"] is not None)
     parameters = label | history | (probe or {}) | {"session_version": version}
-    if db.session().in_transaction():  # something read before: the statement joins it
-        created = db.session.execute(statement, parameters).first()
-        db.session.commit()
-    else:  # one statement is its own transaction: no BEGIN and COMMIT round trips, and a
-        # pooled connection without the ORM session's transaction around it
-        with db.engine.connect() as connection:
-            created = (connection.execution_options(isolation_level="AUTOCOMMIT")
-                       .execute(statement, parameters).first())
+    # one statement is its own transaction: no BEGIN and COMMIT round trips, on a pooled
+    # connection without the ORM session's transaction around it
+    with db.engine.connect() as connection:
+        created = (connection.execution_options(isolation_level="AUTOCOMMIT")
+                   .execute(statement, parameters).first())
     if created is None:
         return None
     session_checked(user_id, version)
