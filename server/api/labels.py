@@ -8,6 +8,7 @@ the stored state; writing the value a label already has is a no-op that answers 
 from __future__ import annotations
 
 from apiflask import APIBlueprint, abort
+from flask import Response, current_app
 from sqlalchemy import select
 
 from server.auth.access import campaign_access
@@ -104,17 +105,27 @@ def get(campaign_id: int, object_id: int) -> Label:
 @bp.input(LabelIn, arg_name="body")
 @bp.output(LabelOut)
 @bp.doc(security=SIGNED_IN, responses=[403])
-def put(campaign_id: int, object_id: int, body: dict) -> LabelState:
+def put(campaign_id: int, object_id: int, body: dict) -> Response:
     """Label an object (labelers)
 
     Creates or changes your label. Writing the value it already has changes nothing.
     """
     state = write_first_label(campaign_id, object_id, body["value"])
-    if state is not None:
-        return state
-    campaign_access(campaign_id, Role.LABELER)
-    [state] = write_labels(campaign_id, current_user().id, [(object_id, body["value"])])
-    return state
+    if state is None:
+        campaign_access(campaign_id, Role.LABELER)
+        [state] = write_labels(campaign_id, current_user().id, [(object_id, body["value"])])
+    return _as_label_out(state)
+
+
+def _as_label_out(state: LabelState) -> Response:
+    """``state`` as ``LabelOut`` writes it (tests hold the two equal), sent without the schema's
+    dump, which was about 6% of a label write's CPU."""
+    return current_app.json.response({
+        "campaign_id": state.campaign_id, "object_id": state.object_id,
+        "user_id": state.user_id, "value": None if state.value is None else state.value.value,
+        "created_at": None if state.created_at is None else state.created_at.isoformat(),
+        "updated_at": None if state.updated_at is None else state.updated_at.isoformat(),
+        "changed": state.changed})
 
 
 @bp.delete("/<int:object_id>")

@@ -13,6 +13,7 @@ from sqlalchemy import event, func, select, update
 from server.auth.image_pass import IMAGE_PASS_COOKIE
 from server.extensions import db
 from server.models import Job, JobStatus, Label, LabelHistory, User
+from server.schemas.labels import LabelOut
 
 
 @pytest.fixture
@@ -305,3 +306,20 @@ def test_a_refused_label_write_leaves_the_image_pass_alone(labeling):
     assert response.status_code == 422
     assert not any(c.startswith(f"{IMAGE_PASS_COOKIE}=")
                    for c in response.headers.getlist("Set-Cookie"))
+
+
+def test_a_label_write_answers_as_its_schema_writes(labeling, people):
+    """PUT sends its answer without LabelOut's dump: every field of its type, and dumping what
+    the schema reads gives the same JSON back (a new label, the same value again, a change,
+    and a token caller, which goes the general way)."""
+    alice, _, url = labeling
+    schema = LabelOut()
+    token = people.bearer("alice")
+    bodies = [alice.put(f"{url}/8", json={"value": "accept"}).json,
+              alice.put(f"{url}/8", json={"value": "accept"}).json,
+              alice.put(f"{url}/8", json={"value": "unsure"}).json,
+              token.put(f"{url}/9", json={"value": "reject"}).json]
+    assert [b["changed"] for b in bodies] == [True, False, True, True]
+    for body in bodies:
+        assert set(body) == set(schema.fields)
+        assert schema.dump(schema.load(body)) == body
