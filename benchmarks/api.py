@@ -208,7 +208,8 @@ async def measure(base_url: str, people: list[tuple[str, int]], n_objects: int,
             print(f"  {kind:<16} {count:>3} clients: {latency['count']:>6} requests, p50 "
                   f"{latency.get('p50_ms')} ms, p99 {latency.get('p99_ms')} ms; errors "
                   f"{record.error_count}; load {cost['load_average_after'][0]}; this "
-                  f"process's longest GC pause {cost['client_gc_pause_ms']['max']} ms",
+                  f"process's longest GC pause {cost['client_gc_pause_ms']['max']} ms; "
+                  f"PostgreSQL checkpoints {cost['postgres_checkpoints']}",
                   flush=True)
     for browser in browsers:
         await browser.close()

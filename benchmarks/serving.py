@@ -361,6 +361,22 @@ def _postgres_cpu_seconds() -> float:
     return total / CLK_TCK
 
 
+def _postgres_checkpoints() -> tuple[int, int] | None:
+    """PostgreSQL's checkpoints so far (timed, requested), from ``pg_stat_bgwriter`` on the
+    server of ``TEST_POSTGRES_URL`` (None: not reachable). A checkpoint flushes every changed
+    page, and commits meanwhile wait longer for their WAL flush."""
+    import psycopg
+
+    try:
+        with psycopg.connect(os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+                             autocommit=True, connect_timeout=5) as connection:
+            row = connection.execute(
+                "SELECT checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter").fetchone()
+    except psycopg.Error:
+        return None
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
 def _is_postgres(pid: int) -> bool:
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
@@ -406,9 +422,9 @@ def freeze_client_heap() -> None:
 class CpuMeter:
     """Who used the cores between :meth:`start` and :meth:`stop`: the server's processes,
     PostgreSQL, this process (the load generator), and everything else (on the shared machine:
-    other people's jobs), each as a share of all cores; the load average at both ends; and the
+    other people's jobs), each as a share of all cores; the load average at both ends; the
     longest and total pause of this process's garbage collector (client time that looks like
-    server latency)."""
+    server latency); and PostgreSQL's checkpoints meanwhile (every database on the server)."""
 
     def __init__(self, server: Gunicorn | Fronted) -> None:
         global _collector_pauses
@@ -419,6 +435,7 @@ class CpuMeter:
 
     def start(self) -> None:
         self._pauses0 = len(self._pauses.pauses_s)
+        self._checkpoints0 = _postgres_checkpoints()
         self._t0 = time.perf_counter()
         self._server0 = self.server.cpu_seconds()
         self._own0 = _own_cpu_seconds()
@@ -435,6 +452,10 @@ class CpuMeter:
         # every PostgreSQL process of the machine (other people's databases included)
         postgres = _postgres_cpu_seconds() - self._postgres0
         pauses = self._pauses.pauses_s[self._pauses0:]
+        checkpoints = _postgres_checkpoints()
+        if checkpoints is not None and self._checkpoints0 is not None:
+            checkpoints = {"timed": checkpoints[0] - self._checkpoints0[0],
+                           "requested": checkpoints[1] - self._checkpoints0[1]}
         return {"wall_s": round(wall, 2),
                 "server_cpu_share": round(server / capacity, 3),
                 "postgres_cpu_share": round(postgres / capacity, 3),
@@ -443,7 +464,8 @@ class CpuMeter:
                                           3),
                 "load_average_before": self._load0, "load_average_after": load_average(),
                 "client_gc_pause_ms": {"max": round(1e3 * max(pauses, default=0.0), 1),
-                                       "total": round(1e3 * sum(pauses), 1)}}
+                                       "total": round(1e3 * sum(pauses), 1)},
+                "postgres_checkpoints": checkpoints}
 
 
 CPU_HEADER = f"{'server':>7}{'pg':>5}{'client':>7}{'others':>7}{'load':>6}"
