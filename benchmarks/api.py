@@ -32,7 +32,9 @@ By default the clients speak to nginx in front of gunicorn, as in production
 sends them straight to gunicorn. Writes ``benchmarks/results/api.json`` (``api_direct.json``
 with ``--front none``; ``_quick`` with ``--quick``) and prints a table. The load average and
 the other processes' CPU share are recorded per phase: on a shared machine they say how much of
-the latency is queueing behind other work.
+the latency is queueing behind other work. So are this process's garbage-collector pauses (its
+heap is frozen after the warm-up: a pause delays every request in flight) and PostgreSQL's
+checkpoints (commits wait longer for their WAL flush while one runs).
 """
 
 from __future__ import annotations
