@@ -54,7 +54,8 @@ from server.labeling import HISTORY_COLUMNS, LABEL_COLUMNS, LabelState, creation
 from server.models import Campaign, Job, Label, LabelHistory, LabelValue, Membership, Role, User
 from server.probe.schedule import retraining_values
 
-WRITER_ROLES = (Role.LABELER, Role.OWNER)
+# the roles campaign_access lets write labels (administrators aside)
+WRITER_ROLES = tuple(role for role in Role if role.rank >= Role.LABELER.rank)
 
 
 @functools.cache

@@ -149,11 +149,13 @@ def coalescing(statement, dialect: str, due_by_count: bool):
     return statement.returning(job.id, job.run_after)
 
 
-def enqueue_values(kind: str, *, campaign_id: int | None, payload: dict[str, Any] | None,
-                   coalesce_key: str | None, delay_s: float, due_after_requests: int | None,
-                   requests: int, max_attempts: int | None, created_by_id: int | None,
-                   now: datetime) -> dict[str, Any]:
-    """The :data:`ENQUEUE_COLUMNS` of a new job (the arguments as :func:`enqueue`'s)."""
+def enqueue_values(kind: str, *, now: datetime, campaign_id: int | None = None,
+                   payload: dict[str, Any] | None = None, coalesce_key: str | None = None,
+                   delay_s: float = 0.0, due_after_requests: int | None = None,
+                   requests: int = 1, max_attempts: int | None = None,
+                   created_by_id: int | None = None) -> dict[str, Any]:
+    """The :data:`ENQUEUE_COLUMNS` of a new job (the arguments and defaults of
+    :func:`enqueue`'s)."""
     if max_attempts is None:
         max_attempts = job_kind(kind).max_attempts
     due_now = delay_s <= 0 or (due_after_requests is not None and requests >= due_after_requests)

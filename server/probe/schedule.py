@@ -26,34 +26,35 @@ def coalesce_key(campaign_id: int) -> str:
     return f"{PROBE_KIND}:campaign:{campaign_id}"
 
 
+def _retraining(campaign_id: int, changes: int) -> dict[str, Any] | None:
+    """The arguments of the retraining job's enqueue (None: no bundle to train on)."""
+    app = current_app
+    if sources(app).bundle is None:
+        return None
+    return dict(campaign_id=campaign_id, coalesce_key=coalesce_key(campaign_id),
+                delay_s=app.config["PROBE_DEBOUNCE_S"],
+                due_after_requests=app.config["PROBE_DEBOUNCE_LABELS"], requests=changes)
+
+
 def mark_for_retraining(campaign_id: int, changes: int) -> int | None:
     """Note ``changes`` label changes of the campaign (in the caller's transaction).
 
     Returns:
         the queued probe job's id, or None when the server has no bundle to train on.
     """
-    app = current_app
-    if sources(app).bundle is None:
-        return None
-    return enqueue(db.session, PROBE_KIND, campaign_id=campaign_id,
-                   coalesce_key=coalesce_key(campaign_id),
-                   delay_s=app.config["PROBE_DEBOUNCE_S"],
-                   due_after_requests=app.config["PROBE_DEBOUNCE_LABELS"], requests=changes)
+    job = _retraining(campaign_id, changes)
+    return None if job is None else enqueue(db.session, PROBE_KIND, **job)
 
 
 def retraining_values(campaign_id: int, changes: int, now: datetime) -> dict[str, Any] | None:
     """The parameters of :func:`mark_for_retraining`'s upsert (``ENQUEUE_COLUMNS``, ``now`` and
     ``due_after_requests``), for a statement that runs it itself
     (:mod:`server.labeling_fast`); None when the server has no bundle to train on."""
-    app = current_app
-    if sources(app).bundle is None:
+    job = _retraining(campaign_id, changes)
+    if job is None:
         return None
-    due_after = app.config["PROBE_DEBOUNCE_LABELS"]
-    return enqueue_values(PROBE_KIND, campaign_id=campaign_id, payload=None,
-                          coalesce_key=coalesce_key(campaign_id),
-                          delay_s=app.config["PROBE_DEBOUNCE_S"], due_after_requests=due_after,
-                          requests=changes, max_attempts=None, created_by_id=None,
-                          now=now) | {"now": now, "due_after_requests": due_after}
+    return (enqueue_values(PROBE_KIND, now=now, **job)
+            | {"now": now, "due_after_requests": job["due_after_requests"]})
 
 
 def retrain_now(campaign_id: int, user_id: int | None) -> int:
