@@ -39,6 +39,7 @@ from flask import has_request_context, request
 from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, Table, bindparam, cast, event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import DeclarativeBase, registry
 from sqlalchemy.types import TypeDecorator
 
@@ -167,6 +168,12 @@ def bound_values(table: Table, names: Sequence[str]) -> dict[str, Any]:
     (SQLAlchemy then reuses its compiled form: building a tree per call costs more CPU than
     running it)."""
     return {name: bindparam(name, type_=table.c[name].type) for name in names}
+
+
+def libpq_url(url: str | URL) -> str:
+    """A SQLAlchemy PostgreSQL URL (``postgresql+psycopg://...``) as libpq and
+    ``psycopg.connect`` read it, password included."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def typed_values(table: Table, names: Sequence[str]) -> list[Any]:

@@ -34,7 +34,7 @@ from flask import Flask
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from server.database import is_database_unavailable, utcnow
+from server.database import is_database_unavailable, libpq_url, utcnow
 from server.extensions import db
 from server.jobs import queue
 from server.jobs.kinds import JOB_KINDS, job_kind
@@ -146,9 +146,8 @@ class Wakeup:
 
     def __init__(self, engine: Engine, stopping: threading.Event) -> None:
         self.stopping = stopping
-        self.conninfo = (engine.url.set(drivername="postgresql")
-                         .render_as_string(hide_password=False)
-                         if engine.dialect.name == "postgresql" else None)
+        self.conninfo = (libpq_url(engine.url) if engine.dialect.name == "postgresql"
+                         else None)
         self.connection = None
 
     def _listen(self):

@@ -35,6 +35,7 @@ from sqlalchemy.engine import make_url
 
 from server import database
 from server.auth.accounts import create_user
+from server.database import libpq_url
 from server.extensions import db
 from server.models import Campaign, Membership, Role
 
@@ -60,12 +61,8 @@ def stored_labels(url: str) -> list[tuple[int, int]]:
     if url.startswith("sqlite"):
         with sqlite3.connect(make_url(url).database) as connection:
             return [tuple(row) for row in connection.execute(sql)]
-    with psycopg.connect(_libpq(url)) as connection:
+    with psycopg.connect(libpq_url(url)) as connection:
         return [tuple(row) for row in connection.execute(sql)]
-
-
-def _libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @contextmanager
@@ -80,7 +77,7 @@ def labels_locked(url: str) -> Iterator[None]:
             connection.execute("ROLLBACK")
             connection.close()
         return
-    with psycopg.connect(_libpq(url)) as connection:
+    with psycopg.connect(libpq_url(url)) as connection:
         connection.execute("LOCK TABLE labels IN EXCLUSIVE MODE")  # reads still pass
         try:
             yield
@@ -239,7 +236,7 @@ def end_connections(url: str, only_waiting: bool = False) -> int:
     """pg_terminate_backend every other connection to this scratch database (as a restart
     does); ``only_waiting``: only those waiting for a lock. Returns how many."""
     waiting = " AND wait_event_type = 'Lock'" if only_waiting else ""
-    with psycopg.connect(_libpq(url), autocommit=True) as connection:
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
         return len(connection.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
             f"current_database() AND pid <> pg_backend_pid(){waiting}").fetchall())

@@ -10,10 +10,9 @@ import psycopg
 import pytest
 from jobs_testing import TEST_KIND, add_job, job_row, jobs, later, register_test_kind
 from sqlalchemy import insert
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from server.database import utcnow
+from server.database import libpq_url, utcnow
 from server.extensions import db
 from server.jobs import queue
 from server.models import Job, JobStatus
@@ -250,8 +249,7 @@ def test_postgresql_announces_a_job_when_an_enqueue_makes_it_due_and_not_again(a
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     if not url.startswith("postgresql"):
         pytest.skip("SQLite has no notifications")
-    libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(libpq, autocommit=True) as listener:
+    with psycopg.connect(libpq_url(url), autocommit=True) as listener:
         listener.execute(f"LISTEN {queue.NOTIFY_CHANNEL}")
 
         def announcements() -> int:
