@@ -61,6 +61,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def postgres_admin_url() -> str:
+    """The PostgreSQL server benchmarks use: ``TEST_POSTGRES_URL`` or the local default."""
+    return os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+
+
 @contextlib.contextmanager
 def scratch_database(kind: str, folder: Path) -> Iterator[str]:
     """A new empty database; yields its URL. ``kind``: ``postgresql`` or ``sqlite``."""
@@ -70,7 +75,7 @@ def scratch_database(kind: str, folder: Path) -> Iterator[str]:
     import psycopg
     from sqlalchemy.engine import make_url
 
-    admin = os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    admin = postgres_admin_url()
     name = f"galsearch_bench_{os.getpid()}_{secrets.token_hex(4)}"
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
@@ -368,8 +373,8 @@ def _postgres_checkpoints() -> tuple[int, int] | None:
     import psycopg
 
     try:
-        with psycopg.connect(os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL),
-                             autocommit=True, connect_timeout=5) as connection:
+        with psycopg.connect(postgres_admin_url(), autocommit=True,
+                             connect_timeout=5) as connection:
             row = connection.execute(
                 "SELECT checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter").fetchone()
     except psycopg.Error:
@@ -406,7 +411,7 @@ class _CollectorPauses:
             self.pauses_s.append(time.perf_counter() - self._started)
 
 
-_collector_pauses: _CollectorPauses | None = None
+_COLLECTOR_PAUSES = _CollectorPauses()
 
 
 def freeze_client_heap() -> None:
@@ -427,11 +432,8 @@ class CpuMeter:
     server latency); and PostgreSQL's checkpoints meanwhile (every database on the server)."""
 
     def __init__(self, server: Gunicorn | Fronted) -> None:
-        global _collector_pauses
         self.server = server
-        if _collector_pauses is None:
-            _collector_pauses = _CollectorPauses()
-        self._pauses = _collector_pauses
+        self._pauses = _COLLECTOR_PAUSES
 
     def start(self) -> None:
         self._pauses0 = len(self._pauses.pauses_s)
@@ -452,10 +454,9 @@ class CpuMeter:
         # every PostgreSQL process of the machine (other people's databases included)
         postgres = _postgres_cpu_seconds() - self._postgres0
         pauses = self._pauses.pauses_s[self._pauses0:]
-        checkpoints = _postgres_checkpoints()
-        if checkpoints is not None and self._checkpoints0 is not None:
-            checkpoints = {"timed": checkpoints[0] - self._checkpoints0[0],
-                           "requested": checkpoints[1] - self._checkpoints0[1]}
+        now, before = _postgres_checkpoints(), self._checkpoints0
+        checkpoints = (None if now is None or before is None else
+                       {"timed": now[0] - before[0], "requested": now[1] - before[1]})
         return {"wall_s": round(wall, 2),
                 "server_cpu_share": round(server / capacity, 3),
                 "postgres_cpu_share": round(postgres / capacity, 3),
