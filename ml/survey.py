@@ -9,12 +9,12 @@ Opening a :class:`Survey` reads only the files' headers and checks every key's s
 (a :class:`SurveyError` names the file, the key and what to do); pixels are read on demand, and
 :meth:`Survey.validate_pixels` scans them chunk by chunk for NaN/inf. Nothing ever loads the
 whole survey: image reads are grouped by file, read in ascending row order in contiguous runs
-(scattered rows in one point selection) and put back in the caller's order; each open file has
-a bounded HDF5 chunk cache, and a bounded number of the datasets read by row stay open.
+(scattered rows in one point selection) and put back in the caller's order.
 
-The object is picklable and fork-safe: HDF5 handles are opened lazily, dropped when the object
-is pickled, and reopened by a process that did not open them (DataLoader workers). Threads may
-share one Survey (h5py serialises the reads themselves).
+The files are opened through :class:`ml.survey_handles.SurveyHandles`: lazily, a bounded number
+at a time with a bounded chunk cache each, and again by a process that did not open them, so a
+Survey is picklable and fork-safe (DataLoader workers). Threads may share one Survey (h5py
+serialises the reads themselves).
 """
 
 from __future__ import annotations
@@ -22,32 +22,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-import h5py
 import numpy as np
 
 from ml.survey_format import REQUIRED_KEYS, TRUTH_FILENAME, SurveyError, check_file
-from ml.survey_mapped import MappedRows, map_file, mapped_rows
+from ml.survey_handles import SurveyHandles
 from ml.survey_truth import SurveyTruth, read_truth
 
 __all__ = ["Survey", "SurveyBatch", "SurveyError", "SurveyTruth"]
 
-# Per-dataset HDF5 chunk cache of each open file: ~14 image chunks of (1, 3, 152, 152) float32.
-# HDF5 keeps one such cache per open dataset, so it is kept small and few files stay open.
-CHUNK_CACHE_BYTES = 4 * 1024 * 1024
-CHUNK_CACHE_SLOTS = 1999  # a prime ~100x the chunks that fit, as the HDF5 manual advises
-MAX_OPEN_FILES = 8  # a 1M-object file's chunk index alone can fill tens of MB of metadata cache
-# datasets kept open for row reads (read_images, catalog rows): opening one costs more than a
-# cutout's read (0.8 ms for the images of a 1M-object virtual dataset, whose ~1,000 mappings
-# are parsed at each open), and an open dataset keeps its chunk cache; a bound on how many,
-# since each may hold up to CHUNK_CACHE_BYTES of chunks
-MAX_OPEN_DATASETS = 16
 PIXEL_SCAN_OBJECTS = 256  # images per read when scanning pixels (~71 MB at 152 px)
 # catalog reads: rows closer than this are read as one slice rather than separately
 CATALOG_GAP_ROWS = 4096
@@ -111,11 +98,7 @@ class Survey:
                 " Create one with `galsearch simulate` or `galsearch ingest`."
             )
             raise SurveyError(f"no survey files (*.h5) in {self.path}.{hint}")
-        self._handles: OrderedDict[int, h5py.File] = OrderedDict()
-        self._datasets: OrderedDict[tuple[int, str], h5py.Dataset] = OrderedDict()
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
-        self._reset_maps()
+        self._h5 = SurveyHandles(self.files)
         counts, self.image_shape, self.column_specs = self._read_headers()
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.n = int(self.offsets[-1])
@@ -130,7 +113,7 @@ class Survey:
         first_file: Path | None = None
         specs: dict[str, tuple[np.dtype, tuple[int, ...]]] | None = None
         for index, path in enumerate(self.files):
-            f = self._file(index)
+            f = self._h5.file(index)
             n, shape, file_specs = check_file(f, path)
             if image_shape is None:
                 image_shape, first_file = shape, path
@@ -152,84 +135,9 @@ class Survey:
         ordered.update({k: v for k, v in sorted(specs.items()) if k not in ordered})
         return counts, image_shape, ordered
 
-    # -- HDF5 handles ----------------------------------------------------------------------
-    def _file(self, index: int) -> h5py.File:
-        if os.getpid() != self._pid:
-            # inherited through fork: HDF5 handles (and a lock another thread may have held)
-            # must not be shared across processes
-            self._handles = OrderedDict()
-            self._datasets = OrderedDict()
-            self._lock = threading.Lock()
-            self._pid = os.getpid()
-        with self._lock:
-            f = self._handles.get(index)
-            if f is not None:
-                self._handles.move_to_end(index)
-                return f
-            f = self._open(self.files[index])
-            self._handles[index] = f
-            while len(self._handles) > MAX_OPEN_FILES:
-                # dropped, not closed: a thread still reading it keeps it open until it is done
-                dropped, _ = self._handles.popitem(last=False)
-                for key in [key for key in self._datasets if key[0] == dropped]:
-                    del self._datasets[key]
-            return f
-
-    def _dataset(self, index: int, key: str) -> h5py.Dataset:
-        """Dataset ``key`` of file ``index``, kept open (the MAX_OPEN_DATASETS last used)."""
-        f = self._file(index)  # after a fork: reopens, and forgets the parent's datasets
-        with self._lock:
-            ds = self._datasets.get((index, key))
-            if ds is not None:
-                self._datasets.move_to_end((index, key))
-                return ds
-        ds = f[key]
-        with self._lock:
-            if self._handles.get(index) is f:  # not dropped meanwhile by another thread
-                self._datasets[(index, key)] = ds
-                while len(self._datasets) > MAX_OPEN_DATASETS:
-                    self._datasets.popitem(last=False)
-        return ds
-
-    @staticmethod
-    def _open(path: Path) -> h5py.File:
-        try:
-            return h5py.File(path, "r", rdcc_nbytes=CHUNK_CACHE_BYTES,
-                             rdcc_nslots=CHUNK_CACHE_SLOTS)
-        except FileNotFoundError as exc:
-            raise SurveyError(f"{path} disappeared since the survey was opened") from exc
-        except OSError as exc:
-            raise SurveyError(
-                f"cannot read {path}: not an HDF5 file, or truncated by an interrupted copy "
-                f"({exc}); copy or regenerate the file"
-            ) from exc
-
-    def _reset_maps(self) -> None:
-        # memory maps of the files (kept across fork: a read-only map stays valid in the
-        # child) and each dataset read through one (None: h5py reads it; ml/survey_mapped.py)
-        self._maps: dict[int, Any] = {}
-        self._mapped: dict[tuple[int, str], MappedRows | None] = {}
-
-    def _rows(self, index: int, key: str) -> MappedRows | None:
-        """Dataset ``key`` of file ``index`` read through a memory map, if its layout allows."""
-        found = self._mapped.get((index, key), False)
-        if found is not False:
-            return found
-        ds = self._dataset(index, key)
-        with self._lock:
-            if index not in self._maps:
-                self._maps[index] = map_file(self.files[index])
-            found = self._mapped[(index, key)] = mapped_rows(ds, self._maps[index])
-        return found
-
     def close(self) -> None:
         """Close every open file (the survey reopens them when read again)."""
-        with self._lock:
-            self._reset_maps()  # unmapped once no array read from them is left
-            self._datasets = OrderedDict()
-            for f in self._handles.values():
-                f.close()
-            self._handles = OrderedDict()
+        self._h5.close()
 
     def __enter__(self) -> Survey:
         return self
@@ -237,20 +145,6 @@ class Survey:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        del state["_handles"], state["_datasets"], state["_lock"]
-        del state["_maps"], state["_mapped"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._handles = OrderedDict()
-        self._datasets = OrderedDict()
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
-        self._reset_maps()
 
     def __len__(self) -> int:
         return self.n
@@ -294,8 +188,8 @@ class Survey:
         """
         if ids.size == 1:  # one object (a cutout): one slice read, nothing to sort
             [k], [row] = self.locate(ids)
-            mapped = self._rows(int(k), key)
-            block = (self._dataset(int(k), key)[int(row):int(row) + 1] if mapped is None
+            mapped = self._h5.rows(int(k), key)
+            block = (self._h5.dataset(int(k), key)[int(row):int(row) + 1] if mapped is None
                      else mapped.slice(int(row), int(row) + 1))
             return block if block.dtype == dtype else block.astype(dtype)
         unique, inverse = np.unique(ids, return_inverse=True)
@@ -305,11 +199,11 @@ class Survey:
         for k in np.unique(file_index):
             sel = np.flatnonzero(file_index == k)  # contiguous in `unique`, rows ascending
             file_rows = rows[sel]
-            mapped = self._rows(int(k), key)
+            mapped = self._h5.rows(int(k), key)
             if mapped is not None:
                 out[sel] = mapped.take(file_rows)
                 continue
-            ds = self._dataset(int(k), key)
+            ds = self._h5.dataset(int(k), key)
             breaks = np.flatnonzero(np.diff(file_rows) > gap + 1) + 1
             runs = np.split(np.arange(sel.size), breaks)
             # rows apart from the others (a run of one, or of a few with holes between): all of
@@ -356,7 +250,7 @@ class Survey:
             for k in range(len(self.files)):
                 lo, hi = int(self.offsets[k]), int(self.offsets[k + 1])
                 if hi > lo:
-                    self._file(k)[name].read_direct(out, np.s_[0:hi - lo], np.s_[lo:hi])
+                    self._h5.file(k)[name].read_direct(out, np.s_[0:hi - lo], np.s_[lo:hi])
             return out
         return self._gather(name, self._ids(object_ids), trailing, dtype, gap=CATALOG_GAP_ROWS)
 
@@ -408,7 +302,7 @@ class Survey:
                 catalog = {name: np.empty((hi - lo, *trailing), dtype=dtype)
                            for name, (dtype, trailing) in specs.items()}
                 for k, file_lo, file_hi, out_lo in self._spans(lo, hi):
-                    f = self._file(k)
+                    f = self._h5.file(k)
                     src, dst = np.s_[file_lo:file_hi], np.s_[out_lo:out_lo + file_hi - file_lo]
                     if batch_images is not None:
                         f["images"].read_direct(batch_images, src, dst)

@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 
 import ml.survey
+import ml.survey_handles
 from ml.survey import Survey, SurveyError
 from ml.survey_writer import SurveyWriter
 
 SIZE = 8  # tiny cutouts: the reader does not care about the size
 
 
-def not_mapped(ds, buffer):  # stands in for ml.survey.mapped_rows: h5py reads every dataset
+def not_mapped(ds, buffer):  # stands in for ml.survey_handles.mapped_rows: h5py reads every dataset
     return None
 
 
@@ -77,7 +78,7 @@ def test_reads_straight_into_the_output_or_sliced_give_the_same(survey_data, mon
     """Runs of rows are read with read_direct (0: every run) or sliced and copied (2**40)."""
     path, images, catalog = survey_data
     monkeypatch.setattr(ml.survey, "DIRECT_READ_MIN_BYTES", direct_min_bytes)
-    monkeypatch.setattr(ml.survey, "mapped_rows", not_mapped)
+    monkeypatch.setattr(ml.survey_handles, "mapped_rows", not_mapped)
     ids = [22, 0, 1, 2, 9, 10, 10, 11, 19, 20, 3, 22]  # runs, holes, duplicates, files
     with Survey(path) as s:
         np.testing.assert_array_equal(s.read_images(ids), images[ids])
@@ -92,7 +93,7 @@ def test_sparse_rows_read_as_points_give_the_same(survey_data, monkeypatch, gap)
     path, images, catalog = survey_data
     monkeypatch.setattr(ml.survey, "CATALOG_GAP_ROWS", gap)
     monkeypatch.setattr(ml.survey, "POINT_READ_MAX_ROWS", 3)
-    monkeypatch.setattr(ml.survey, "mapped_rows", not_mapped)
+    monkeypatch.setattr(ml.survey_handles, "mapped_rows", not_mapped)
     # file 0: 0 | 2, 4 (holes) | 6, 7, 8 (contiguous); file 1: 10 | 13, 14 | 16 | 19
     ids = [19, 0, 2, 4, 6, 7, 8, 10, 13, 14, 16, 4, 22]
     with Survey(path) as s:
@@ -163,7 +164,7 @@ def test_pickle_and_fork(survey_data):
 
 def test_threads_share_a_survey_with_few_open_files(survey_data, monkeypatch):
     path, images, _ = survey_data
-    monkeypatch.setattr(ml.survey, "MAX_OPEN_FILES", 1)  # every read across files evicts
+    monkeypatch.setattr(ml.survey_handles, "MAX_OPEN_FILES", 1)  # every read across files evicts
     s = Survey(path)
     rng = np.random.default_rng(0)
     batches = [rng.integers(0, 23, 7) for _ in range(40)]
@@ -171,26 +172,26 @@ def test_threads_share_a_survey_with_few_open_files(survey_data, monkeypatch):
         results = list(pool.map(s.read_images, batches))
     for ids, got in zip(batches, results, strict=True):
         np.testing.assert_array_equal(got, images[ids])
-    assert len(s._handles) == 1
+    assert len(s._h5._handles) == 1
 
 
 def test_one_object_reads_and_few_open_datasets(survey_data, monkeypatch):
     path, images, catalog = survey_data
-    monkeypatch.setattr(ml.survey, "MAX_OPEN_DATASETS", 2)
-    monkeypatch.setattr(ml.survey, "mapped_rows", not_mapped)
+    monkeypatch.setattr(ml.survey_handles, "MAX_OPEN_DATASETS", 2)
+    monkeypatch.setattr(ml.survey_handles, "mapped_rows", not_mapped)
     s = Survey(path)
     for i in [0, 9, 10, 22, 22, 3]:  # each file, twice the same object
         np.testing.assert_array_equal(s.read_images([i]), images[[i]])
         np.testing.assert_array_equal(s.read_images(np.array([i])), images[[i]])
         np.testing.assert_array_equal(s.read_column("flux", [i]), catalog["flux"][[i]])
         np.testing.assert_array_equal(s.read_column("objid", [i]), catalog["objid"][[i]])
-        assert len(s._datasets) <= 2  # kept open, but no more than the bound
+        assert len(s._h5._datasets) <= 2  # kept open, but no more than the bound
     assert s.read_images([5]).dtype == np.float32 and s.read_images([5]).flags.writeable
     with multiprocessing.get_context("fork").Pool(1) as pool:  # not the parent's datasets
         got = pool.apply(_read_in_child, (s, [21]))
     np.testing.assert_array_equal(got, images[[21]])
     s.close()
-    assert not s._datasets
+    assert not s._h5._datasets
     np.testing.assert_array_equal(s.read_images([7]), images[[7]])  # reopened
 
 

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-import ml.survey
+import ml.survey_handles
 import ml.survey_mapped
 from ml.survey import Survey
 from ml.survey_mapped import MappedRows, map_file, mapped_rows
@@ -69,7 +69,7 @@ def test_every_layout_reads_the_same_rows(laid_out):
             assert s.read_images([i]).flags.writeable
         for k in range(3):
             for key in ("images", "ra", "flux"):
-                assert isinstance(s._rows(k, key), MappedRows) == MAPPED[layout], (k, key)
+                assert isinstance(s._h5.rows(k, key), MappedRows) == MAPPED[layout], (k, key)
 
 
 def test_reads_do_not_change_the_file(laid_out):
@@ -85,8 +85,8 @@ def test_catalog_rows_mapped_and_cutouts_left_to_h5py(tmp_path):
     images, _catalog = write_survey(tmp_path / "s", n=N, per_file=PER_FILE)
     with Survey(tmp_path / "s") as s:
         np.testing.assert_array_equal(s.read_images([3, 12]), images[[3, 12]])
-        assert s._rows(0, "images") is None
-        assert all(isinstance(s._rows(k, name), MappedRows)
+        assert s._h5.rows(0, "images") is None
+        assert all(isinstance(s._h5.rows(k, name), MappedRows)
                    for k in range(3) for name in s.columns)
 
 
@@ -95,10 +95,10 @@ def test_pickled_survey_maps_again(tmp_path):
     s = Survey(tmp_path / "s")
     s.read_column("ra", [1, 12])  # maps now open in this process
     clone = pickle.loads(pickle.dumps(s))
-    assert not clone._maps and not clone._mapped
+    assert not clone._h5._maps and not clone._h5._mapped
     np.testing.assert_array_equal(clone.read_column("ra", [22, 1]), catalog["ra"][[22, 1]])
     s.close()
-    assert not s._maps
+    assert not s._h5._maps
     np.testing.assert_array_equal(s.read_column("ra", [7]), catalog["ra"][[7]])  # mapped again
 
 
@@ -131,10 +131,10 @@ def test_datasets_left_to_h5py(tmp_path):
 
 def test_h5py_reads_when_nothing_is_mapped(monkeypatch, tmp_path):
     """The reads behind the maps, used for every dataset when none may be mapped."""
-    monkeypatch.setattr(ml.survey, "mapped_rows", not_mapped)
+    monkeypatch.setattr(ml.survey_handles, "mapped_rows", not_mapped)
     images, catalog = write_survey(tmp_path / "s", n=N, per_file=PER_FILE, size=SIZE)
     ids = [22, 0, 1, 2, 9, 10, 10, 11, 19, 20, 3, 22]
     with Survey(tmp_path / "s") as s:
         np.testing.assert_array_equal(s.read_images(ids), images[ids])
         np.testing.assert_array_equal(s.read_column("flux", ids), catalog["flux"][ids])
-        assert s._rows(0, "flux") is None
+        assert s._h5.rows(0, "flux") is None
