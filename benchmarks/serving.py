@@ -159,16 +159,20 @@ class Served:
     people: list[tuple[str, int]]  # (username, campaign id)
     database: str  # postgresql or sqlite
     instance: Path
+    database_url: str  # the scratch database (DATABASE_URL)
+    env: dict[str, str]  # gunicorn's environment beyond Gunicorn's own (bundle, survey, ...)
 
 
 @contextlib.contextmanager
 def served(database: str, survey: Path, bundle: Path, people: int, per_campaign: int,
            n_objects: int, workers: int | None = None,
-           threads: int | None = None, front: str | None = None) -> Iterator[Served]:
+           threads: int | None = None, front: str | None = None,
+           env: dict[str, str] | None = None) -> Iterator[Served]:
     """A scratch database with ``people`` users in campaigns, and gunicorn serving ``bundle``
     and ``survey`` over it (everything removed afterwards). ``front="nginx"``: behind nginx,
     configured by ``server.front`` as ``galsearch nginx-config`` would (the production set-up:
-    cached cutouts sent by nginx); ``Served.server`` is then both.
+    cached cutouts sent by nginx); ``Served.server`` is then both. ``env``: more environment
+    for gunicorn (after ``workers`` and ``threads``).
 
     SIGTERM (``kill``, ``pkill``) ends the benchmark as Ctrl-C does, through the clean-up below:
     Python's default would leave the servers running and the scratch database behind."""
@@ -180,18 +184,19 @@ def served(database: str, survey: Path, bundle: Path, people: int, per_campaign:
         app = setup_app(url, instance, BUNDLE_PATH=str(bundle), SURVEY_PATH=str(survey))
         made = make_people(app, people, per_campaign, n_objects)
         dispose(app)
-        env = {"GALSEARCH_BUNDLE": str(bundle), "GALSEARCH_SURVEY": str(survey)}
+        server_env = {"GALSEARCH_BUNDLE": str(bundle), "GALSEARCH_SURVEY": str(survey)}
         if workers:
-            env["GALSEARCH_WORKERS"] = str(workers)
+            server_env["GALSEARCH_WORKERS"] = str(workers)
         if threads:
-            env["GALSEARCH_THREADS"] = str(threads)
+            server_env["GALSEARCH_THREADS"] = str(threads)
         if front is not None:  # as server/front.py advises: nginx logs every request
-            env |= {"GALSEARCH_PROXY_COUNT": "1", "GALSEARCH_ACCESS_LOG": "off"}
+            server_env |= {"GALSEARCH_PROXY_COUNT": "1", "GALSEARCH_ACCESS_LOG": "off"}
+        server_env |= env or {}
         try:
-            with Gunicorn(url, instance, env) as server, \
+            with Gunicorn(url, instance, server_env) as server, \
                     _front(front, app, server, instance) as outside:
                 try:
-                    yield Served(outside, app, made, database, instance)
+                    yield Served(outside, app, made, database, instance, url, server_env)
                 except BaseException:
                     print(f"gunicorn's log ends:\n{server.log_path.read_text()[-3000:]}",
                           file=sys.stderr)
@@ -237,10 +242,12 @@ class Gunicorn:
         database_url: ``DATABASE_URL``.
         instance: the instance folder (cutout cache, exports, log).
         env: more environment (``GALSEARCH_BUNDLE``, ``GALSEARCH_WORKERS``, ...).
+        repo: the checkout whose ``server`` package runs (another commit's ``git worktree``, to
+            compare two versions; this one by default).
     """
 
     def __init__(self, database_url: str, instance: Path, env: dict[str, str] | None = None,
-                 ready_timeout_s: float = 120.0) -> None:
+                 ready_timeout_s: float = 120.0, repo: Path = REPO) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = instance / "gunicorn.log"
@@ -250,6 +257,7 @@ class Gunicorn:
                     "GALSEARCH_COOKIE_SECURE": "0",  # plain HTTP on loopback
                     **(env or {})}
         self.ready_timeout_s = ready_timeout_s
+        self.repo = Path(repo)
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> Gunicorn:
@@ -258,7 +266,7 @@ class Gunicorn:
         self._log = open(self.log_path, "a")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "python:server.gunicorn_conf"],
-            cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=self.repo, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True)
         deadline = time.monotonic() + self.ready_timeout_s
         while True:
