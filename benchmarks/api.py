@@ -1,7 +1,7 @@
 """API latency: a 48-candidate page, a label write and a cutout (rendered, and from the disk
 cache) through gunicorn + PostgreSQL, one kind of request at a time, 20 clients at once.
 
-The server is the production one (``server.gunicorn_conf``: preloaded app, cores + 1
+The server is the production one (``server.gunicorn_conf``: preloaded app, 2 x cores + 1
 workers of one request at a time, behind nginx) on a scratch PostgreSQL database, serving a
 synthetic survey and search bundle of 1,000,000 objects (``benchmarks/http_data.py``: the
 search benchmark's representation mixture, d = 128, HNSW index; 152-px g, r, z cutouts). Each client is a signed-in person

@@ -1,20 +1,20 @@
 """gunicorn settings for production: ``gunicorn -c python:server.gunicorn_conf``.
 
-Sized for a small machine (2 cores): ``workers = cores + 1`` processes, each taking one request
-at a time (``gthread`` with one thread and one connection, no keep-alive). Fewer than gunicorn's
-own advice (2 x cores + 1): a request spends most of its time on a core, and every process
-beyond one for each core and one waiting on the database only adds to the contention. With 3
-workers against 5, on this machine, each kind of request cost the server 4-17% less CPU
-(``benchmarks/api_ab.py``, 20 clients, the two servers side by side: B/A medians 0.83-0.86
-for label writes, 0.86-0.93 for pages, 0.88-0.96 for rendered cutouts, in two runs). Under
-250 people labeling at once (``benchmarks/load.py``), whose tails vary widely from run to run,
-3 workers were not worse: label-write p99 201 and 87 ms against 587 and 200 ms in two
-alternating pairs of 150 s, 194 against 193 ms in a 5-minute pair (whose pages were slower,
-p99 653 against 217 ms; faster in the other two pairs). A worker then accepts a connection only when it is free, so the requests
-waiting for one queue in the kernel's accept queue, shared by all workers and served first
-come, first served. With 4 threads and keep-alive (the set-up before), each worker accepted
-every connection it was offered and queued their requests behind its own threads, and a
-thread back from the database waited for its process's GIL: under 20 clients a request's
+Sized for a small machine (2 cores): ``workers = 2 x cores + 1`` processes (gunicorn's own
+advice), each taking one request at a time (``gthread`` with one thread and one connection,
+no keep-alive). Fewer workers are cheaper per request but less robust under many people:
+with 3 against 5, side by side in closed loops of one kind (``benchmarks/api_ab.py``, 20
+clients), each kind cost the server 4-17% less CPU, but under 250 people labeling at once
+(``benchmarks/load.py``, 5-minute runs) 3 workers once fell behind the rendering (pages p99
+17 s, cutouts timing out after 30 s) and in the next pair had a label-write p99 of 320 against
+126 ms (likely: with one worker a core and one more, a worker waiting on the disk or the
+database leaves a core idle while cutouts queue; ``benchmarks/results/api_trials.md``).
+
+A worker accepts a connection only when it is free, so the requests waiting for one queue in
+the kernel's accept queue, shared by all workers and served first come, first served. With 4
+threads and keep-alive (the set-up before), each worker accepted every connection it was
+offered and queued their requests behind its own threads, and a thread back from the database
+waited for its process's GIL: under 20 clients a request's
 latency then depended on which worker it met, not on the load (``benchmarks/api.py``, 1M
 objects, nginx in front: p99 2.7-4.9 x p50, against 1.3-1.6 x now, at the same pages and
 label writes per second and 13% fewer rendered cutouts; ``benchmarks/results/api_trials.md``).
@@ -30,7 +30,7 @@ upgraded once. Override with the environment:
 | variable | default |
 |---|---|
 | ``GALSEARCH_BIND`` | ``127.0.0.1:8000`` (put a TLS-terminating proxy in front) |
-| ``GALSEARCH_WORKERS`` | cores + 1 |
+| ``GALSEARCH_WORKERS`` | 2 x cores + 1 |
 | ``GALSEARCH_THREADS`` | 1 (requests a worker serves at once) |
 | ``GALSEARCH_TIMEOUT`` | 60 s (a worker silent this long is restarted) |
 | ``GALSEARCH_ACCESS_LOG`` | ``-`` (standard output); a file, or ``off`` behind nginx (``galsearch nginx-config``), whose own access log has every request |
@@ -49,7 +49,7 @@ os.environ.setdefault("GALSEARCH_ENV", "production")
 
 wsgi_app = "server.app:create_app()"
 bind = os.environ.get("GALSEARCH_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("GALSEARCH_WORKERS", (os.cpu_count() or 1) + 1))
+workers = int(os.environ.get("GALSEARCH_WORKERS", 2 * (os.cpu_count() or 1) + 1))
 worker_class = "gthread"
 threads = int(os.environ.get("GALSEARCH_THREADS", 1))
 # a worker holds at most one connection per thread, so it accepts only when it can serve at once
