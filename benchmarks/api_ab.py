@@ -193,6 +193,9 @@ def main() -> None:
         with other:
             results = asyncio.run(compare({"A": setup.server, "B": other}, setup.people, n,
                                           kinds, args.cycle_seconds, args.cycles, warmup_s))
+            # what each set-up ran with (B's defaults may be another commit's), counted once
+            # every worker has served
+            workers = {"A": len(setup.server.worker_pids()), "B": len(other.worker_pids())}
     print_table(results)
     write_results("api_ab", args.quick, {
         "benchmark": "api_ab", "quick": args.quick,
@@ -200,7 +203,8 @@ def main() -> None:
                        "b_repo": None if args.b_repo is None else str(args.b_repo),
                        "kinds": kinds, "clients": args.clients,
                        "per_campaign": args.per_campaign, "cycle_seconds": args.cycle_seconds,
-                       "cycles": args.cycles, "n_objects": n, "dim": dim, "front": "none"},
+                       "cycles": args.cycles, "n_objects": n, "dim": dim, "front": "none",
+                       "workers": workers},
         "kinds": results, "machine": machine(), "nice": os.nice(0),
         "seconds": round(time.perf_counter() - started, 1)})
 
