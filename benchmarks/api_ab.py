@@ -40,6 +40,7 @@ from api import Client, Workload, closed_loop
 from campaign import machine
 from http_data import survey_and_bundle
 from serving import (
+    REPO,
     Gunicorn,
     Latencies,
     freeze_client_heap,
@@ -189,7 +190,7 @@ def main() -> None:
                 env=args.a) as setup:
         other = Gunicorn(setup.database_url, setup.instance,
                          _b_env(setup.env, args.a, args.b),
-                         repo=args.b_repo or Path(__file__).resolve().parents[1])
+                         repo=args.b_repo or REPO)
         with other:
             results = asyncio.run(compare({"A": setup.server, "B": other}, setup.people, n,
                                           kinds, args.cycle_seconds, args.cycles, warmup_s))

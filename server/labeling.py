@@ -99,6 +99,8 @@ def _existing(campaign_id: int, user_id: int, object_ids: Sequence[int]) -> dict
 LABEL_COLUMNS = ("campaign_id", "object_id", "user_id", "value", "created_at", "updated_at")
 HISTORY_COLUMNS = ("campaign_id", "object_id", "user_id", "action", "old_value", "new_value",
                    "batch", "undo_of_id", "created_at")
+# a person's label on an object is unique (the labels table's unique constraint)
+LABEL_KEY = ("campaign_id", "object_id", "user_id")
 
 
 @functools.cache
@@ -108,7 +110,7 @@ def _insert_if_new(dialect: str):
     its compiled form (building it per call costs more than running it)."""
     table = Label.__table__
     return (dialect_insert(dialect)(table).values(bound_values(table, LABEL_COLUMNS))
-            .on_conflict_do_nothing(index_elements=["campaign_id", "object_id", "user_id"])
+            .on_conflict_do_nothing(index_elements=list(LABEL_KEY))
             .returning(table.c.id))
 
 
@@ -126,11 +128,17 @@ def _create_with_history():
     returned. The history's parameters are cast to their columns' types (a bare parameter in a
     SELECT list would reach PostgreSQL as text)."""
     created = _insert_if_new("postgresql").cte("created")
+    return history_of(created).returning(LabelHistory.__table__.c.id)
+
+
+def history_of(created):
+    """``INSERT INTO label_history ... SELECT ... FROM created``: a history row (the
+    :data:`HISTORY_COLUMNS` parameters, cast to their columns' types) for each row of
+    ``created``, a CTE of the labels a statement inserted (none: no history)."""
     table = LabelHistory.__table__
-    return (insert(table).from_select(list(HISTORY_COLUMNS),
-                                      select(*typed_values(table, HISTORY_COLUMNS))
-                                      .select_from(created))
-            .returning(table.c.id))
+    return insert(table).from_select(list(HISTORY_COLUMNS),
+                                     select(*typed_values(table, HISTORY_COLUMNS))
+                                     .select_from(created))
 
 
 def creation_values(campaign_id: int, user_id: int, object_id: int, value: LabelValue,

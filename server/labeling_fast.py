@@ -43,15 +43,15 @@ import functools
 import uuid
 
 from flask import g, session
-from sqlalchemy import Integer, and_, bindparam, exists, insert, or_, select, true
+from sqlalchemy import Integer, and_, bindparam, exists, or_, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from server.auth.identity import SQL_INTEGER_MAX, session_checked
 from server.database import typed_values, utcnow
 from server.extensions import db
 from server.jobs.queue import ENQUEUE_COLUMNS, coalescing
-from server.labeling import HISTORY_COLUMNS, LABEL_COLUMNS, LabelState, creation_values
-from server.models import Campaign, Job, Label, LabelHistory, LabelValue, Membership, Role, User
+from server.labeling import LABEL_COLUMNS, LABEL_KEY, LabelState, creation_values, history_of
+from server.models import Campaign, Job, Label, LabelValue, Membership, Role, User
 from server.probe.schedule import retraining_values
 
 # the roles campaign_access lets write labels (administrators aside)
@@ -78,15 +78,10 @@ def _statement(queue_probe: bool, due_by_count: bool):
         pg_insert(labels)
         .from_select(list(LABEL_COLUMNS),
                      select(*typed_values(labels, LABEL_COLUMNS)).select_from(caller))
-        .on_conflict_do_nothing(index_elements=["campaign_id", "object_id", "user_id"])
+        .on_conflict_do_nothing(index_elements=list(LABEL_KEY))
         .returning(labels.c.id)
         .cte("created"))
-    history_table = LabelHistory.__table__
-    history = (insert(history_table)
-               .from_select(list(HISTORY_COLUMNS),
-                            select(*typed_values(history_table, HISTORY_COLUMNS))
-                            .select_from(created))
-               .cte("history"))
+    history = history_of(created).cte("history")
     statement = select(created.c.id).add_cte(history)
     if queue_probe:
         jobs = Job.__table__
@@ -106,7 +101,7 @@ def write_first_label(campaign_id: int, object_id: int,
     the general way."""
     if value is None or g.get("auth") != "deferred":
         return None
-    if db.session.get_bind().dialect.name != "postgresql":
+    if db.engine.dialect.name != "postgresql":  # the engine the statement runs on (below)
         return None
     user_id, version = session.get("uid"), session.get("ver")
     if not (isinstance(user_id, int) and isinstance(version, int)
